@@ -1,0 +1,43 @@
+import plotly.express as px
+import streamlit as st
+from cl_ui import filters, kg, q, table
+
+st.title("Runs")
+team, model = filters(model=True)
+c1, c2 = st.columns(2)
+status = c1.selectbox("Status", ["All", "FINISHED", "FAILED", "RUNNING", "KILLED"])
+search = c2.text_input("Run name or id contains")
+runs = q(
+    "runs.runs_table",
+    team=team,
+    model_name=model,
+    status=None if status == "All" else status,
+    search=search or None,
+)
+st.caption(f"{len(runs)} runs (newest first, at most 500)")
+table(runs, "runs")
+if runs.empty:
+    st.stop()
+run_id = st.selectbox("Run detail", runs.run_id.tolist())
+d = q("runs.run_detail", period=False, run_id=run_id)
+st.subheader(f"{d['run_name'] or run_id}")
+cols = st.columns(4)
+cols[0].metric("Run CO2e location-based", kg(d["co2e_location_kg"] or 0.0))
+cols[1].metric("Run CO2e market-based", kg(d["co2e_market_kg"] or 0.0))
+cols[2].metric("Facility energy", f"{d['facility_energy_kwh'] or 0.0:,.4f} kWh")
+cols[3].metric("PUE", f"{d['pue'] or 0:.3f}")
+st.write(
+    f"Hardware: {d['gpu_count'] or 0} x {d['gpu_model'] or 'no GPU'}, {d['cpu_count'] or '?'} x "
+    f"{d['cpu_model'] or '?'} CPU, {d['ram_gb'] or '?'} GB RAM. Methods: `{d['methods'] or '-'}`."
+)
+st.write(
+    f"Intensity: {d['location_intensity_g_per_kwh']} gCO2e/kWh for zone {d['zone']} "
+    f"({d['location_factor_source']}, {d['factor_year']}, version "
+    f"{d['location_factor_version']}); estimated energy: {bool(d['energy_is_estimate'])}."
+)
+if d["mlflow_url"]:
+    st.link_button("Open the run in MLflow", d["mlflow_url"])
+energy = d["energy"]
+if len(energy):
+    st.plotly_chart(px.bar(energy, x="component", y="energy_kwh", color="method"), key="energy")
+table(energy, "run_energy")

@@ -1,0 +1,301 @@
+"""A registered model's lifecycle footprint: its training runs plus all its inference.
+
+Training: every run that worked toward the model, as ``carbonledger.ledger.lifecycle_runs``
+defines it (runs that produced a version, runs tagged ``carbon.model_name``; failed runs and
+sweeps included), minus inference runs, with CO2e from the ``run_co2e`` view. Inference: every
+window of every version from the ``inference_co2e`` view. Both views recompute CO2e from the
+current emission factors, so a restated factor restates the lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Select, and_, case, func, literal_column, select, union
+
+from carbonledger.budgets.views import co2e_column, inference_co2e, run_co2e
+from carbonledger.ledger.models import ModelVersion, RegisteredModel, Run
+
+Basis = Literal["location", "market"]
+Bucket = Literal["day", "month"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Lifecycle totals of one registered model (facility energy in kWh, CO2e in kg).
+
+    Attributes:
+        model_name: the registered model.
+        basis: ``location`` or ``market`` (Scope 2 basis of every CO2e figure here).
+        training_runs: runs that worked toward the model (failed runs and sweeps included).
+        failed_runs: those of them that ended ``FAILED`` or ``KILLED``.
+        estimated_runs: those whose energy is an estimate.
+        training_energy_kwh: facility energy of the training runs.
+        training_co2e_kg: CO2e of the training runs.
+        inference_requests: requests served by all versions.
+        inference_windows: serving windows in the ledger.
+        estimated_windows: windows whose energy is an estimate (imported request counts).
+        inference_energy_kwh: facility energy of serving, idle time included.
+        inference_co2e_kg: CO2e of serving.
+        versions_served: versions that have inference windows.
+    """
+
+    model_name: str
+    basis: str
+    training_runs: int
+    failed_runs: int
+    estimated_runs: int
+    training_energy_kwh: float
+    training_co2e_kg: float
+    inference_requests: int
+    inference_windows: int
+    estimated_windows: int
+    inference_energy_kwh: float
+    inference_co2e_kg: float
+    versions_served: tuple[int, ...]
+
+    @property
+    def co2e_kg(self) -> float:
+        """Training plus inference."""
+        return self.training_co2e_kg + self.inference_co2e_kg
+
+    @property
+    def inference_share(self) -> float:
+        """Share (0..1) of the lifecycle CO2e that comes from serving."""
+        return self.inference_co2e_kg / self.co2e_kg if self.co2e_kg > 0 else 0.0
+
+    @property
+    def inference_g_per_request(self) -> float | None:
+        """Serving CO2e per request in grams, fully loaded (idle time included)."""
+        if not self.inference_requests:
+            return None
+        return self.inference_co2e_kg * 1000.0 / self.inference_requests
+
+    @property
+    def lifecycle_g_per_request(self) -> float | None:
+        """Lifecycle CO2e (training amortised over the requests so far) per request in grams."""
+        if not self.inference_requests:
+            return None
+        return self.co2e_kg * 1000.0 / self.inference_requests
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePoint:
+    """One day or month of a model's lifecycle (CO2e in kg, per request in grams)."""
+
+    period: str
+    training_co2e_kg: float
+    inference_co2e_kg: float
+    requests: int
+    inference_g_per_request: float | None
+    cumulative_co2e_kg: float
+
+
+def lifecycle_run_pks(model_names: Iterable[str]) -> Any:
+    """CTE ``(model_name, run_pk, ...)`` of the training runs of each model (no inference).
+
+    The runs tagged ``carbon.model_name``, the runs that produced a version, and every run
+    nested under one of those (a sweep's children need not carry the tag: ``run_co2e``
+    counts a parent's energy exclusive of its children, so they must be counted themselves).
+    """
+    names = list(model_names)
+    cols = (Run.id.label("run_pk"), Run.source_id.label("source_id"), Run.run_id.label("run_id"))
+    tagged = select(Run.model_name.label("model_name"), *cols).where(
+        Run.model_name.in_(names), Run.kind != "inference"
+    )
+    produced = (
+        select(RegisteredModel.name.label("model_name"), *cols)
+        .join(ModelVersion, ModelVersion.registered_model_id == RegisteredModel.id)
+        .join(
+            Run,
+            and_(Run.run_id == ModelVersion.run_id, Run.source_id == RegisteredModel.source_id),
+        )
+        .where(RegisteredModel.name.in_(names), Run.kind != "inference")
+    )
+    seed = union(tagged, produced).subquery("lifecycle_seed")
+    lr = select(seed).cte("lifecycle_runs", recursive=True)
+    children = (
+        select(lr.c.model_name, *cols)
+        .join(lr, and_(Run.source_id == lr.c.source_id, Run.parent_run_id == lr.c.run_id))
+        .where(Run.kind != "inference")
+    )
+    return lr.union(children)
+
+
+def _between(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    out = []
+    if since is not None:
+        out.append(column >= since)
+    if until is not None:
+        out.append(column < until)
+    return out
+
+
+def training_co2e_by_model(
+    conn: Connection,
+    model_names: Iterable[str],
+    *,
+    basis: Basis = "location",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, float]:
+    """Training CO2e (kg) per model over its lifecycle runs started in ``[since, until)``."""
+    names = list(model_names)
+    if not names:
+        return {}
+    lr = lifecycle_run_pks(names)
+    stmt = (
+        select(lr.c.model_name, func.coalesce(func.sum(co2e_column(run_co2e, basis)), 0.0))
+        .join(run_co2e, run_co2e.c.run_pk == lr.c.run_pk)
+        .where(*_between(run_co2e.c.start_time, since, until))
+        .group_by(lr.c.model_name)
+    )
+    return {name: float(kg) for name, kg in conn.execute(stmt)}
+
+
+def training_co2e_by_team(
+    conn: Connection,
+    teams: Iterable[str],
+    *,
+    basis: Basis = "location",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, float]:
+    """Training CO2e (kg) per team of the runs started in ``[since, until)`` (no inference)."""
+    names = list(teams)
+    if not names:
+        return {}
+    stmt = (
+        select(run_co2e.c.team, func.coalesce(func.sum(co2e_column(run_co2e, basis)), 0.0))
+        .where(
+            run_co2e.c.team.in_(names),
+            run_co2e.c.kind != "inference",
+            *_between(run_co2e.c.start_time, since, until),
+        )
+        .group_by(run_co2e.c.team)
+    )
+    return {team: float(kg) for team, kg in conn.execute(stmt)}
+
+
+def inference_co2e_by(
+    conn: Connection,
+    key: Literal["model_name", "team"],
+    names: Iterable[str],
+    *,
+    basis: Basis = "location",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, float]:
+    """Inference CO2e (kg) per model or team of the windows starting in ``[since, until)``."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    column = inference_co2e.c[key]
+    stmt = (
+        select(column, func.coalesce(func.sum(co2e_column(inference_co2e, basis)), 0.0))
+        .where(column.in_(wanted), *_between(inference_co2e.c.window_start, since, until))
+        .group_by(column)
+    )
+    return {name: float(kg) for name, kg in conn.execute(stmt)}
+
+
+def model_lifecycle(conn: Connection, *, model_name: str, basis: Basis = "location") -> Lifecycle:
+    """All-time lifecycle totals of ``model_name`` (training runs + every version's serving)."""
+    lr = lifecycle_run_pks([model_name])
+    failed = case((run_co2e.c.status.in_(("FAILED", "KILLED")), 1), else_=0)
+    estimated = case((run_co2e.c.energy_is_estimate, 1), else_=0)
+    t = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(failed), 0),
+            func.coalesce(func.sum(estimated), 0),
+            func.coalesce(func.sum(run_co2e.c.facility_energy_kwh), 0.0),
+            func.coalesce(func.sum(co2e_column(run_co2e, basis)), 0.0),
+        ).join(lr, lr.c.run_pk == run_co2e.c.run_pk)
+    ).one()
+    ic = inference_co2e.c
+    i = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((ic.energy_is_estimate, 1), else_=0)), 0),
+            func.coalesce(func.sum(ic.requests), 0),
+            func.coalesce(func.sum(ic.facility_energy_kwh), 0.0),
+            func.coalesce(func.sum(co2e_column(inference_co2e, basis)), 0.0),
+        ).where(ic.model_name == model_name)
+    ).one()
+    versions = conn.execute(
+        select(ic.model_version)
+        .where(ic.model_name == model_name, ic.model_version.is_not(None))
+        .distinct()
+        .order_by(ic.model_version)
+    )
+    return Lifecycle(
+        model_name=model_name,
+        basis=basis,
+        training_runs=int(t[0]),
+        failed_runs=int(t[1]),
+        estimated_runs=int(t[2]),
+        training_energy_kwh=float(t[3]),
+        training_co2e_kg=float(t[4]),
+        inference_windows=int(i[0]),
+        estimated_windows=int(i[1]),
+        inference_requests=int(i[2]),
+        inference_energy_kwh=float(i[3]),
+        inference_co2e_kg=float(i[4]),
+        versions_served=tuple(int(v) for (v,) in versions),
+    )
+
+
+def period_key(conn: Connection, column: Any, bucket: Bucket) -> Any:
+    """SQL for the UTC day (``YYYY-MM-DD``) or month (``YYYY-MM``) of a timestamp column."""
+    if conn.dialect.name == "postgresql":
+        fmt = "YYYY-MM-DD" if bucket == "day" else "YYYY-MM"
+        return func.to_char(func.timezone("UTC", column), fmt)
+    return func.substr(column, 1, 10 if bucket == "day" else 7)  # stored as ISO text, UTC
+
+
+def lifecycle_timeline(
+    conn: Connection, *, model_name: str, basis: Basis = "location", bucket: Bucket = "day"
+) -> list[LifecyclePoint]:
+    """Training and inference CO2e per day (or month), per-request CO2e and the running total."""
+    lr = lifecycle_run_pks([model_name])
+    t_key = period_key(conn, run_co2e.c.start_time, bucket).label("period")
+    training: Select[Any] = (
+        select(t_key, func.sum(co2e_column(run_co2e, basis)), literal_column("0"))
+        .join(lr, lr.c.run_pk == run_co2e.c.run_pk)
+        .where(run_co2e.c.start_time.is_not(None))
+        .group_by(t_key)
+    )
+    i_key = period_key(conn, inference_co2e.c.window_start, bucket).label("period")
+    inference: Select[Any] = (
+        select(
+            i_key, func.sum(co2e_column(inference_co2e, basis)), func.sum(inference_co2e.c.requests)
+        )
+        .where(inference_co2e.c.model_name == model_name)
+        .group_by(i_key)
+    )
+    points: dict[str, list[float]] = {}
+    for period, kg, _ in conn.execute(training):
+        points.setdefault(period, [0.0, 0.0, 0.0])[0] += float(kg or 0.0)
+    for period, kg, requests in conn.execute(inference):
+        row = points.setdefault(period, [0.0, 0.0, 0.0])
+        row[1] += float(kg or 0.0)
+        row[2] += float(requests or 0)
+    out, total = [], 0.0
+    for period in sorted(points):
+        train_kg, infer_kg, requests = points[period]
+        total += train_kg + infer_kg
+        out.append(
+            LifecyclePoint(
+                period=period,
+                training_co2e_kg=train_kg,
+                inference_co2e_kg=infer_kg,
+                requests=int(requests),
+                inference_g_per_request=infer_kg * 1000.0 / requests if requests else None,
+                cumulative_co2e_kg=total,
+            )
+        )
+    return out

@@ -1,0 +1,247 @@
+"""``carbonledger estimate``: an ML-CO2-Impact-style estimate from rated power, hours and place."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+
+from carbonledger.errors import CarbonLedgerError
+
+HELP = (
+    "Estimate energy and CO2e from a GPU/CPU model (or --power-w), a count, hours and a place "
+    "(--region/--provider, --country, --zone or --intensity), like the ML CO2 Impact calculator."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``estimate`` to the ``carbonledger`` app."""
+    app.command("estimate", help=HELP)(estimate)
+
+
+def estimate(
+    gpu: Annotated[str | None, typer.Option(help="GPU/TPU model, e.g. A100, H100, T4.")] = None,
+    cpu: Annotated[
+        str | None, typer.Option(help="CPU model, e.g. 'AMD EPYC 7763' (rated power = TDP).")
+    ] = None,
+    power_w: Annotated[
+        float | None, typer.Option("--power-w", min=0, help="Power of one device (W).")
+    ] = None,
+    count: Annotated[int, typer.Option(min=1, help="Number of devices.")] = 1,
+    hours: Annotated[float | None, typer.Option(min=0, help="Hours of use.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Cloud provider: aws, gcp, azure.")] = None,
+    region: Annotated[str | None, typer.Option(help="Cloud region, e.g. eu-west-1.")] = None,
+    country: Annotated[str | None, typer.Option(help="Country: ISO alpha-2/alpha-3.")] = None,
+    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone, e.g. DE.")] = None,
+    intensity: Annotated[
+        float | None, typer.Option(min=0, help="Grid intensity (gCO2e/kWh); wins over place.")
+    ] = None,
+    pue: Annotated[float | None, typer.Option(min=1.0, help="PUE of the data centre.")] = None,
+    datacentre: Annotated[
+        bool, typer.Option("--datacentre", help="Unknown data centre: PUE 1.56, not 1.0.")
+    ] = False,
+    year: Annotated[int | None, typer.Option(help="Data year of the yearly tables.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    list_zones: Annotated[bool, typer.Option("--list-zones", help="List grid zones.")] = False,
+    list_regions: Annotated[
+        bool, typer.Option("--list-regions", help="List cloud regions.")
+    ] = False,
+    list_countries: Annotated[
+        bool, typer.Option("--list-countries", help="List countries.")
+    ] = False,
+    list_hardware: Annotated[
+        bool, typer.Option("--list-hardware", help="List GPUs/CPUs with rated power.")
+    ] = False,
+) -> None:
+    """Estimate energy and CO2e from rated power, hours and location."""
+    try:
+        if list_zones or list_regions or list_countries or list_hardware:
+            _print_lists(list_zones, list_regions, list_countries, list_hardware, as_json)
+            return
+        result = _estimate(
+            gpu=gpu,
+            cpu=cpu,
+            power_w=power_w,
+            count=count,
+            hours=hours,
+            provider=provider,
+            region=region,
+            country=country,
+            zone=zone,
+            intensity=intensity,
+            pue=pue,
+            datacentre=datacentre,
+            year=year,
+        )
+    except CarbonLedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(_as_dict(result), indent=2))
+    else:
+        _print_human(result)
+
+
+def _estimate(
+    *,
+    gpu: str | None,
+    cpu: str | None,
+    power_w: float | None,
+    count: int,
+    hours: float | None,
+    provider: str | None,
+    region: str | None,
+    country: str | None,
+    zone: str | None,
+    intensity: float | None,
+    pue: float | None,
+    datacentre: bool,
+    year: int | None,
+) -> Any:
+    from carbonledger.intensity import Location, resolve_intensity, resolve_pue
+    from carbonledger.intensity.estimate import estimate_emissions, lookup_hardware
+    from carbonledger.intensity.factors import PUE_EXPLICIT, PueFactor
+    from carbonledger.settings import get_settings
+
+    given = [name for name, v in (("--gpu", gpu), ("--cpu", cpu), ("--power-w", power_w)) if v]
+    if power_w == 0:
+        given.append("--power-w")
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --gpu, --cpu or --power-w")
+    if hours is None:
+        raise typer.BadParameter("give the hours of use with --hours")
+    hardware = source = None
+    if gpu or cpu:
+        found = lookup_hardware(gpu or cpu or "", "gpu" if gpu else "cpu")
+        power_w, hardware, source = found.power_w, found.name, found.source
+    # A yearly-average estimate: the live provider (hourly figures) is not asked.
+    settings = get_settings().model_copy(update={"live_intensity": False})
+    location = None
+    if provider or region or country or zone:
+        # A place given on the command line beats an intensity set in the environment.
+        settings = settings.model_copy(update={"intensity_g_per_kwh": None})
+        location = Location(
+            cloud_provider=provider, cloud_region=region, country=country, grid_zone=zone
+        )
+    grid = resolve_intensity(settings, location=location, explicit_g_per_kwh=intensity, year=year)
+    if pue is not None:
+        pue_factor = PueFactor(pue, PUE_EXPLICIT, note="--pue")
+    else:
+        pue_factor = resolve_pue(settings, location=location, unknown_datacentre=datacentre)
+    return estimate_emissions(
+        power_w=float(power_w or 0.0),
+        count=count,
+        duration_h=hours,
+        grid=grid,
+        pue=pue_factor,
+        hardware=hardware,
+        power_source=source or "--power-w",
+    )
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1:
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
+
+
+def _print_human(est: Any) -> None:
+    what = est.hardware or "device"
+    rows = [
+        ("hardware", f"{est.count} x {what} at {_fmt(est.power_w)} W ({est.power_source})"),
+        ("duration", f"{_fmt(est.duration_h)} h"),
+        ("energy", f"{_fmt(est.energy_kwh)} kWh"),
+        ("PUE", f"{_fmt(est.pue.value)} ({est.pue.source}{_note(est.pue.note)})"),
+        ("facility energy", f"{_fmt(est.facility_energy_kwh)} kWh"),
+        (
+            "intensity",
+            f"{_fmt(est.grid.intensity_g_per_kwh)} gCO2e/kWh ({est.grid.label}, "
+            f"{est.grid.resolved_by}{_note(est.grid.note)})",
+        ),
+        ("CO2e", f"{_fmt(est.co2e_kg)} kg"),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label:<16} {value}")
+    if est.grid.licence:
+        typer.echo(f"{'data licence':<16} {est.grid.licence}")
+
+
+def _note(note: str | None) -> str:
+    return f"; {note}" if note else ""
+
+
+def _as_dict(est: Any) -> dict[str, Any]:
+    grid = asdict(est.grid)
+    grid["label"] = est.grid.label
+    return {
+        "hardware": est.hardware,
+        "power_w": est.power_w,
+        "power_source": est.power_source,
+        "count": est.count,
+        "duration_h": est.duration_h,
+        "energy_kwh": est.energy_kwh,
+        "pue": asdict(est.pue),
+        "facility_energy_kwh": est.facility_energy_kwh,
+        "intensity": grid,
+        "co2e_kg": est.co2e_kg,
+    }
+
+
+def _print_lists(
+    zones: bool, regions: bool, countries: bool, hardware: bool, as_json: bool
+) -> None:
+    from carbonledger.intensity import known_countries, known_regions, tables
+    from carbonledger.intensity.estimate import known_hardware
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    if zones:
+        out["zones"] = [
+            {
+                "zone": z.zone,
+                "name": z.name,
+                "year": max(z.intensity_g_per_kwh_by_year),
+                "intensity_g_per_kwh": z.intensity_g_per_kwh_by_year[
+                    max(z.intensity_g_per_kwh_by_year)
+                ],
+            }
+            for z in sorted(tables.zones().values(), key=lambda z: z.zone)
+        ]
+    if regions:
+        records = tables.cloud_regions()
+        out["regions"] = [
+            {
+                "provider": p,
+                "region": r,
+                "aliases": list(records[(p, r)].aliases),
+                "zone": records[(p, r)].zone,
+                "country": records[(p, r)].country,
+                "pue": records[(p, r)].pue,
+            }
+            for p, r in known_regions()
+        ]
+    if countries:
+        out["countries"] = [
+            {"alpha2": a2, "alpha3": a3, "name": name} for a2, a3, name in known_countries()
+        ]
+    if hardware:
+        out["hardware"] = [asdict(h) for h in known_hardware()]
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    lines: list[str] = []
+    for z in out.get("zones", []):
+        lines.append(f"{z['zone']:<14} {z['intensity_g_per_kwh']:>6g} ({z['year']})  {z['name']}")
+    for r in out.get("regions", []):
+        alias = f" (also {', '.join(r['aliases'])})" if r["aliases"] else ""
+        place = r["zone"] or r["country"] or "?"
+        lines.append(f"{r['provider']:<6} {r['region']:<26} {place:<14} PUE {r['pue']:g}{alias}")
+    for c in out.get("countries", []):
+        lines.append(f"{c['alpha2']}  {c['alpha3']}  {c['name']}")
+    for h in out.get("hardware", []):
+        lines.append(f"{h['kind']:<4} {h['name']:<28} {h['power_w']:>6g} W  {h['source']}")
+    sys.stdout.write("\n".join(lines) + "\n")

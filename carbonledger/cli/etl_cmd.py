@@ -1,0 +1,103 @@
+"""``carbonledger etl``: load MLflow runs into the ledger, incrementally."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from carbonledger.cli._ledger_common import (
+    LEDGER_URL_HELP,
+    fail,
+    ledger_errors,
+    redact_uri,
+    resolve_ledger_url,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``etl`` command."""
+    app.command("etl")(etl_cmd)
+
+
+def etl_cmd(
+    mlflow_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mlflow-uri",
+            help="Tracking URI to read; repeat for several (default: CARBONLEDGER_MLFLOW_URIS, "
+            "else MLFLOW_TRACKING_URI).",
+        ),
+    ] = None,
+    ledger_url: Annotated[str | None, typer.Option("--ledger-url", help=LEDGER_URL_HELP)] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-read every run (ignore cursors).")] = (
+        False
+    ),
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", help="Seconds to wait for another ETL.")
+    ] = 60.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log each load step on stderr.")
+    ] = False,
+) -> None:
+    """Load runs, energy, teams and lineage from MLflow into the ledger."""
+    if verbose:
+        import logging
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("carbonledger")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    from carbonledger.settings import get_settings
+
+    uris = list(mlflow_uri or get_settings().mlflow_uris)
+    if not uris and os.environ.get("MLFLOW_TRACKING_URI"):
+        uris = [os.environ["MLFLOW_TRACKING_URI"]]
+    url = resolve_ledger_url(ledger_url)
+    if not uris:
+        raise fail(
+            "no MLflow tracking URI: pass --mlflow-uri, or set CARBONLEDGER_MLFLOW_URIS or "
+            "MLFLOW_TRACKING_URI"
+        )
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from carbonledger.etl import run_etl
+    from carbonledger.ledger import create_ledger_engine
+
+    console = Console(stderr=True)
+    with ledger_errors(url):
+        engine = create_ledger_engine(url)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} runs read"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=quiet,
+        ) as progress:
+            tasks: dict[str, object] = {}
+
+            def report(uri: str, seen: int) -> None:
+                if uri not in tasks:
+                    tasks[uri] = progress.add_task(f"loading {redact_uri(uri)}", total=None)
+                progress.update(tasks[uri], completed=seen)  # type: ignore[arg-type]
+
+            summaries = run_etl(
+                engine, mlflow_uris=uris, full=full, lock_timeout_s=lock_timeout, progress=report
+            )
+    for s in summaries:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.quarantined.items()))
+        quarantined = sum(s.quarantined.values())
+        typer.echo(
+            f"{redact_uri(s.source)}: loaded {s.loaded}, updated {s.updated}, "
+            f"unchanged {s.unchanged}, quarantined {quarantined}"
+            + (f" ({reasons})" if reasons else "")
+            + f", stale {s.stale}, models {s.models} in {s.duration_s:.2f} s"
+        )
+    if any(sum(s.quarantined.values()) for s in summaries):
+        typer.echo("quarantined runs are listed in the ledger's quarantine table (docs/ledger.md)")

@@ -1,0 +1,368 @@
+"""The ledger's tables as SQLAlchemy 2 typed models.
+
+Activity data (kWh per component, zone, period) is kept apart from emission factors: CO2e is
+recomputed by the ``run_co2e`` view (see ``migrations/``) from the current version of each factor,
+so a restated factor restates every total, and the plugin's own figure stays beside it.
+Constraint names follow ``NAMING_CONVENTION`` so migrations stay stable across databases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_KINDS = ("training", "inference", "estimate")
+METERING = ("metered", "unmetered", "imported")
+BASES = ("location", "market")
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the ledger's naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TrackingSource(Base):
+    """An MLflow tracking server (or an import such as a CodeCarbon CSV) the ledger reads."""
+
+    __tablename__ = "tracking_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1000), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="mlflow")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class Team(Base):
+    """A team runs are charged to (``unassigned`` when no rule matches)."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class Experiment(Base):
+    """An MLflow experiment of a tracking source."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (UniqueConstraint("source_id", "experiment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    experiment_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(500))
+    team: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class RegisteredModel(Base):
+    """A registered model of a tracking source's model registry."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (UniqueConstraint("source_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    tags: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class ModelVersion(Base):
+    """A version of a registered model and the run that produced it (lineage)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("registered_model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registered_model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    lineage: Mapped[str | None] = mapped_column(String(32))  # run_id | logged-model
+    created_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Run(Base):
+    """One MLflow run (training, inference window run, or estimate) with its activity data.
+
+    ``energy_kwh``/``pue``/``facility_energy_kwh`` are activity data; ``plugin_*`` columns keep
+    the plugin's own figures beside the ledger's recomputation (``run_co2e`` view).
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("source_id", "run_id"),
+        CheckConstraint("kind IN ('training', 'inference', 'estimate')", name="kind"),
+        CheckConstraint("metering IN ('metered', 'unmetered', 'imported')", name="metering"),
+        Index(None, "team", "start_time"),
+        Index(None, "model_name"),
+        Index(None, "status", "heartbeat_at"),
+        Index(None, "source_id", "parent_run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(64))
+    experiment_id: Mapped[str | None] = mapped_column(String(64))
+    run_name: Mapped[str | None] = mapped_column(String(500))
+    # MLflow's mlflow.parentRunId: a nested run, whose energy its parent's figure includes.
+    parent_run_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="training")
+    status: Mapped[str] = mapped_column(String(16))
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(16))
+    is_stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    stale_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    start_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    end_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    activity_year: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str] = mapped_column(String(200), default="unassigned")
+    team_rule: Mapped[str | None] = mapped_column(String(64))
+    model_name: Mapped[str | None] = mapped_column(String(500))
+    # hardware and location
+    gpu_model: Mapped[str | None] = mapped_column(String(200))
+    gpu_count: Mapped[int | None] = mapped_column(Integer)
+    cpu_model: Mapped[str | None] = mapped_column(String(200))
+    cpu_count: Mapped[int | None] = mapped_column(Integer)
+    ram_gb: Mapped[float | None] = mapped_column(Double)
+    node_count: Mapped[int | None] = mapped_column(Integer)
+    attribution: Mapped[str | None] = mapped_column(String(16))
+    methods: Mapped[str | None] = mapped_column(String(500))
+    country: Mapped[str | None] = mapped_column(String(8))
+    cloud_provider: Mapped[str | None] = mapped_column(String(16))
+    cloud_region: Mapped[str | None] = mapped_column(String(64))
+    grid_zone: Mapped[str | None] = mapped_column(String(64))
+    # activity data
+    metering: Mapped[str] = mapped_column(String(16), default="metered")
+    energy_is_estimate: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration_s: Mapped[float | None] = mapped_column(Double)
+    energy_kwh: Mapped[float | None] = mapped_column(Double)
+    pue: Mapped[float | None] = mapped_column(Double)
+    facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    avg_power_w: Mapped[float | None] = mapped_column(Double)
+    peak_power_w: Mapped[float | None] = mapped_column(Double)
+    # the plugin's own figures, kept beside the ledger's recomputation
+    plugin_version: Mapped[str | None] = mapped_column(String(32))
+    plugin_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
+    plugin_intensity_source: Mapped[str | None] = mapped_column(String(200))
+    plugin_co2e_kg: Mapped[float | None] = mapped_column(Double)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class RunEnergy(Base):
+    """Energy of one component of a run, with the method that produced it."""
+
+    __tablename__ = "run_energy"
+
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    component: Mapped[str] = mapped_column(String(16), primary_key=True)  # gpu|cpu|ram|machine
+    energy_kwh: Mapped[float] = mapped_column(Double)
+    method: Mapped[str | None] = mapped_column(String(64))
+    is_estimate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EmissionFactor(Base):
+    """A versioned grid emission factor; the highest ``version`` per key is current.
+
+    ``basis`` is ``location`` (grid average) or ``market`` (a contractual factor the
+    organisation configured for a zone and year: PPA, green tariff, supplier mix).
+    """
+
+    __tablename__ = "emission_factors"
+    __table_args__ = (
+        UniqueConstraint("zone", "year", "basis", "version"),
+        CheckConstraint("basis IN ('location', 'market')", name="basis"),
+        CheckConstraint("intensity_g_per_kwh >= 0", name="intensity_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(8))
+    year: Mapped[int] = mapped_column(Integer)
+    basis: Mapped[str] = mapped_column(String(16), default="location")
+    intensity_g_per_kwh: Mapped[float] = mapped_column(Double)
+    source: Mapped[str] = mapped_column(String(200))
+    licence: Mapped[str | None] = mapped_column(String(200))
+    instrument: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    valid_from: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class InferenceWindow(Base):
+    """Energy, requests and latency of one serving window of a model version.
+
+    Metered windows come from MLflow inference runs (``carbon.kind=inference``), one row per
+    window and version; imported ones from ``carbonledger import inference`` (request counts,
+    energy given or estimated from a benchmark, ``energy_is_estimate``). ``energy_kwh`` is
+    ``active_energy_kwh + idle_energy_kwh``: idle energy is charged to the versions a process
+    hosts by time share, active energy by request share. CO2e is recomputed by the
+    ``inference_co2e`` view from the current emission factors, like ``run_co2e``.
+    """
+
+    __tablename__ = "inference_windows"
+    __table_args__ = (
+        UniqueConstraint("source_id", "run_id", "window_start"),
+        CheckConstraint("metering IN ('metered', 'imported')", name="metering"),
+        CheckConstraint("requests >= 0", name="requests_nonnegative"),
+        Index(None, "model_name", "window_start"),
+        Index(None, "team", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str | None] = mapped_column(String(500))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    team: Mapped[str | None] = mapped_column(String(200))
+    window_start: Mapped[datetime] = mapped_column(Timestamp)
+    window_end: Mapped[datetime] = mapped_column(Timestamp)
+    activity_year: Mapped[int | None] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    busy_s: Mapped[float | None] = mapped_column(Double)
+    latency_p50_ms: Mapped[float | None] = mapped_column(Double)
+    latency_p95_ms: Mapped[float | None] = mapped_column(Double)
+    latency_p99_ms: Mapped[float | None] = mapped_column(Double)
+    metering: Mapped[str] = mapped_column(String(16), default="metered", server_default="metered")
+    energy_is_estimate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    methods: Mapped[str | None] = mapped_column(String(500))
+    gpu_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    cpu_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    ram_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    energy_kwh: Mapped[float] = mapped_column(Double)
+    active_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    idle_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    pue: Mapped[float | None] = mapped_column(Double)
+    facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    grid_zone: Mapped[str | None] = mapped_column(String(64))
+    plugin_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
+    plugin_co2e_kg: Mapped[float | None] = mapped_column(Double)
+    loaded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class Budget(Base):
+    """A carbon budget: a model's lifecycle, or a team per month, quarter or year.
+
+    ``origin`` is ``yaml`` for budgets synced from ``budgets.yaml`` (the file owns them: a
+    budget removed from it is removed here) or ``cli`` for ``carbonledger budgets set``.
+    """
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_name", "period"),
+        CheckConstraint("scope IN ('model', 'team')", name="scope"),
+        CheckConstraint("limit_co2e_kg > 0", name="limit_positive"),
+        CheckConstraint("period IN ('lifecycle', 'month', 'quarter', 'year')", name="period"),
+        CheckConstraint("basis IN ('location', 'market')", name="basis"),
+        CheckConstraint("origin IN ('cli', 'yaml')", name="origin"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_name: Mapped[str] = mapped_column(String(500))
+    period: Mapped[str] = mapped_column(String(16))  # lifecycle | month | quarter | year
+    limit_co2e_kg: Mapped[float] = mapped_column(Double)
+    basis: Mapped[str] = mapped_column(String(16), default="location")
+    thresholds_pct: Mapped[list[float]] = mapped_column(JsonType, default=lambda: [50, 75, 90, 100])
+    origin: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class BudgetAlert(Base):
+    """A threshold crossing already notified, so an alert fires once per crossing and period.
+
+    ``delivery`` is ``pending`` (recorded, not yet posted), ``sent`` (the webhook took it),
+    ``failed`` (pending and failed are retried at the next check) or ``none`` (no webhook).
+    """
+
+    __tablename__ = "budget_alerts"
+    __table_args__ = (
+        UniqueConstraint("budget_id", "threshold_pct", "period_start"),
+        CheckConstraint("delivery IN ('pending', 'sent', 'failed', 'none')", name="delivery"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id", ondelete="CASCADE"))
+    threshold_pct: Mapped[float] = mapped_column(Double)
+    period_start: Mapped[datetime] = mapped_column(Timestamp)
+    fired_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    co2e_kg: Mapped[float] = mapped_column(Double)
+    used_pct: Mapped[float | None] = mapped_column(Double)
+    limit_co2e_kg: Mapped[float | None] = mapped_column(Double)
+    delivery: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class EtlState(Base):
+    """The incremental cursor of one source, written in the same transaction as its data."""
+
+    __tablename__ = "etl_state"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("tracking_sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    end_time_ms: Mapped[int | None] = mapped_column(BigInteger)
+    end_time_boundary_ids: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_boundary_ids: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    models_updated_ms: Mapped[int | None] = mapped_column(BigInteger)
+    last_load_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_summary: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class Quarantine(Base):
+    """A record the ETL refused, with the reason and the raw payload; never silently dropped."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("source_id", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    record_id: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())

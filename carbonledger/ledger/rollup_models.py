@@ -1,0 +1,126 @@
+"""Reporting tables: pre-aggregated rollups the app reads, run metrics, and the refresh state.
+
+The ETL refreshes the rollups incrementally (``carbonledger.reporting.rollups``) in the same
+transaction as the data, so the app and ``carbonledger report`` read a few thousand rows
+instead of millions of runs and inference windows. Months are ``YYYY-MM`` and days
+``YYYY-MM-DD`` text keys in UTC, so period filters are plain comparisons on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carbonledger.ledger.models import Base, InferenceWindow, Run, Timestamp
+
+# Period filters on every run and every window (the runs page without a team, the refresh).
+Index("ix_runs_start_time", Run.start_time)
+Index("ix_inference_windows_window_start", InferenceWindow.window_start)
+
+
+class RollupTeamMonth(Base):
+    """CO2e per team, month, activity (training/inference) and measured-or-estimated."""
+
+    __tablename__ = "rollup_team_month"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    activity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    is_estimate: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    records: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    energy_kwh: Mapped[float] = mapped_column(Double)
+    facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    co2e_location_kg: Mapped[float] = mapped_column(Double)
+    co2e_market_kg: Mapped[float] = mapped_column(Double)
+
+
+class RollupModelMonth(Base):
+    """Training CO2e per registered model (lifecycle runs), team and month."""
+
+    __tablename__ = "rollup_model_month"
+
+    model_name: Mapped[str] = mapped_column(String(500), primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger)
+    estimated_runs: Mapped[int] = mapped_column(BigInteger)
+    facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    co2e_location_kg: Mapped[float] = mapped_column(Double)
+    co2e_market_kg: Mapped[float] = mapped_column(Double)
+
+
+class RollupInferenceDaily(Base):
+    """Inference energy, requests and CO2e per model version, team and UTC day."""
+
+    __tablename__ = "rollup_inference_daily"
+    __table_args__ = (Index(None, "month"),)
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(500), primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    windows: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    energy_kwh: Mapped[float] = mapped_column(Double)
+    facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    co2e_location_kg: Mapped[float] = mapped_column(Double)
+    co2e_market_kg: Mapped[float] = mapped_column(Double)
+
+
+class RollupScope2Month(Base):
+    """``v_scope2`` pre-aggregated: per month, activity, team, zone and factor, both bases."""
+
+    __tablename__ = "rollup_scope2_month"
+    __table_args__ = (Index(None, "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    activity: Mapped[str] = mapped_column(String(16))
+    team: Mapped[str] = mapped_column(String(200))
+    zone: Mapped[str] = mapped_column(String(64))
+    factor_year: Mapped[int | None] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(BigInteger)
+    unmetered_records: Mapped[int] = mapped_column(BigInteger)
+    facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    location_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
+    location_factor_source: Mapped[str | None] = mapped_column(String(200))
+    location_factor_version: Mapped[int | None] = mapped_column(Integer)
+    co2e_location_kg: Mapped[float] = mapped_column(Double)
+    market_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
+    market_factor_source: Mapped[str | None] = mapped_column(String(200))
+    market_instrument: Mapped[str | None] = mapped_column(String(200))
+    market_is_location_fallback: Mapped[int] = mapped_column(Integer)
+    co2e_market_kg: Mapped[float] = mapped_column(Double)
+
+
+class RunMetric(Base):
+    """The latest value of each non-carbon MLflow metric of a run (accuracy, loss, ...)."""
+
+    __tablename__ = "run_metrics"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("tracking_sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Double)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    timestamp_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RollupState(Base):
+    """Watermarks of the last rollup refresh (one row, ``id = 1``)."""
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    runs_loaded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    factors_max_id: Mapped[int | None] = mapped_column(Integer)
+    factors_count: Mapped[int | None] = mapped_column(Integer)
+    versions_max_id: Mapped[int | None] = mapped_column(Integer)
+    windows_max_id: Mapped[int | None] = mapped_column(BigInteger)
+    refreshed_at: Mapped[datetime | None] = mapped_column(Timestamp)

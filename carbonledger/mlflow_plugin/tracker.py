@@ -1,0 +1,246 @@
+"""One tracked MLflow run: the energy charged to it and the batches that report it.
+
+A :class:`RunTracker` holds cumulative per-component energy (kWh) that the
+:class:`~carbonledger.mlflow_plugin.accounting.Accountant` adds to it, and turns it into the
+public ``carbon/*`` metrics and ``carbon.*`` tags (see docs/plugin.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from carbonledger.footprint import footprint
+from carbonledger.mlflow_plugin.factors import get_factors
+from carbonledger.mlflow_plugin.journal import Entry
+from carbonledger.mlflow_plugin.transport import now_ms
+
+COMPONENTS = ("gpu", "cpu", "ram")
+
+# Public metric names (docs/plugin.md lists every one; a test checks it).
+M_ENERGY = "carbon/energy_kwh"
+M_COMPONENT = {c: f"carbon/{c}_energy_kwh" for c in COMPONENTS}
+M_PUE = "carbon/pue"
+M_FACILITY = "carbon/facility_energy_kwh"
+M_INTENSITY = "carbon/intensity_g_per_kwh"
+M_CO2E = "carbon/co2e_kg"
+M_DURATION = "carbon/duration_s"
+M_AVG_POWER = "carbon/avg_power_w"
+M_PEAK_POWER = "carbon/peak_power_w"
+M_HEARTBEAT = "carbon/heartbeat_ms"
+NODE_PREFIX = "carbon/node/"
+NODE_FIELDS = (
+    "energy_kwh",
+    "gpu_energy_kwh",
+    "cpu_energy_kwh",
+    "ram_energy_kwh",
+    "facility_energy_kwh",
+    "co2e_kg",
+    "duration_s",
+    "avg_power_w",
+    "peak_power_w",
+    "flush_seq",
+)
+TOTAL_METRICS = (
+    M_ENERGY,
+    *M_COMPONENT.values(),
+    M_PUE,
+    M_FACILITY,
+    M_INTENSITY,
+    M_CO2E,
+    M_DURATION,
+    M_AVG_POWER,
+    M_PEAK_POWER,
+)
+
+
+def plugin_version() -> str:
+    """The carbonledger version recorded in ``carbon.plugin_version``."""
+    from carbonledger import __version__
+
+    return __version__
+
+
+@dataclass
+class Usage:
+    """Energy and power of one scope (a run or a node) at one read."""
+
+    energy_kwh: dict[str, float]
+    duration_s: float
+    peak_power_w: float
+
+    @property
+    def it_energy_kwh(self) -> float:
+        """Sum over components."""
+        return sum(self.energy_kwh.values())
+
+
+def derived_metrics(usage: Usage) -> dict[str, float]:
+    """The ``carbon/*`` totals of one scope: energy, PUE, CO2e, duration and power."""
+    f = get_factors()
+    fp = footprint(usage.it_energy_kwh, f.grid, f.pue)
+    avg_w = usage.it_energy_kwh * 3_600_000.0 / usage.duration_s if usage.duration_s > 0 else 0.0
+    out = {M_COMPONENT[c]: usage.energy_kwh.get(c, 0.0) for c in COMPONENTS}
+    out.update(
+        {
+            M_ENERGY: fp.energy_kwh,
+            M_PUE: fp.pue,
+            M_FACILITY: fp.facility_energy_kwh,
+            M_INTENSITY: fp.intensity_g_per_kwh,
+            M_CO2E: fp.co2e_kg,
+            M_DURATION: usage.duration_s,
+            M_AVG_POWER: avg_w,
+            M_PEAK_POWER: max(usage.peak_power_w, avg_w),
+        }
+    )
+    return out
+
+
+def static_tags(run_tags: Mapping[str, str]) -> dict[str, str]:
+    """``carbon.team`` / ``carbon.model_name`` from the settings that the run does not have.
+
+    A value already on the run (set by the user, or by the context provider for fluent runs)
+    always wins: the plugin sets these tags once, at run start, and only when absent.
+    """
+    from carbonledger.settings import get_settings
+
+    settings = get_settings()
+    wanted = {"carbon.team": settings.team, "carbon.model_name": settings.model_name}
+    return {k: v for k, v in wanted.items() if v and k not in run_tags}
+
+
+@dataclass
+class RunTracker:
+    """The plugin's state for one run in this process.
+
+    Attributes:
+        run_id: MLflow run id.
+        tracking_uri: tracking URI the run lives on.
+        parent_id: ``mlflow.parentRunId`` when the run is nested.
+        start_s: when metering began (epoch s).
+        energy_kwh: cumulative energy charged so far, per component.
+        peak_power_w: highest power charged over one accounting interval.
+        methods: component -> (method, measured) as the meter reported them.
+        base: metric values already on a resumed run (added to this session's).
+        base_step: first step of this session (resumed runs continue the step count).
+        node: distributed role, or None for a single-process run.
+    """
+
+    run_id: str
+    tracking_uri: str
+    parent_id: str | None = None
+    start_s: float = field(default_factory=time.time)
+    energy_kwh: dict[str, float] = field(default_factory=dict)
+    peak_power_w: float = 0.0
+    methods: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    hardware_tags: dict[str, str] = field(default_factory=dict)
+    attribution: str = "device"
+    base: dict[str, float] = field(default_factory=dict)
+    base_step: int = 0
+    node: Any = None  # distributed.NodeRole
+    parent: RunTracker | None = None
+    root: RunTracker | None = None
+    last_read_s: float = 0.0
+    seq: int = 0
+    ended: bool = False
+    final_sent: bool = False
+    tags_sent: dict[str, str] = field(default_factory=dict)
+    attached: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def charge(self, delta_kwh: dict[str, float], interval_s: float, now_s: float) -> None:
+        """Add one interval's share of energy (called by the accountant under its lock)."""
+        for c, v in delta_kwh.items():
+            self.energy_kwh[c] = self.energy_kwh.get(c, 0.0) + v
+        if interval_s > 0:
+            power_w = sum(delta_kwh.values()) * 3_600_000.0 / interval_s
+            self.peak_power_w = max(self.peak_power_w, power_w)
+        self.last_read_s = now_s
+
+    def usage(self) -> Usage:
+        """This session's energy plus what a resumed run already had."""
+        energy = {
+            c: self.energy_kwh.get(c, 0.0) + self.base.get(M_COMPONENT[c], 0.0) for c in COMPONENTS
+        }
+        duration = max(0.0, self.last_read_s - self.start_s) + self.base.get(M_DURATION, 0.0)
+        peak = max(self.peak_power_w, self.base.get(M_PEAK_POWER, 0.0))
+        return Usage(energy_kwh=energy, duration_s=duration, peak_power_w=peak)
+
+    def tags(self, *, final: bool) -> dict[str, str]:
+        """The ``carbon.*`` tags of every flush (team and model name: see :func:`static_tags`)."""
+        measured = [m for _, m in self.methods.values()]
+        tags = {
+            "carbon.plugin_version": plugin_version(),
+            "carbon.metered": "true",
+            "carbon.status": "complete" if final else "running",
+            "carbon.attribution": self.attribution,
+            "carbon.methods": ";".join(f"{c}={m}" for c, (m, _) in sorted(self.methods.items())),
+            "carbon.measured": (
+                "true" if measured and all(measured) else "partial" if any(measured) else "false"
+            ),
+        }
+        if self.node is None:
+            tags["carbon.node_count"] = "1"
+        tags.update(self.hardware_tags)
+        tags.update(get_factors().tags)
+        return tags
+
+    def entry(self, *, final: bool) -> Entry | None:
+        """The batch to log now (None when this process has nothing to report for the run)."""
+        with self.lock:
+            return self._entry(final=final)
+
+    def _entry(self, *, final: bool) -> Entry | None:
+        """The body of :meth:`entry`; the caller holds the lock (or gave up waiting: final)."""
+        self.seq += 1
+        ts = now_ms()
+        if self.node is not None:
+            from carbonledger.mlflow_plugin.distributed import node_batch
+
+            return node_batch(self, ts=ts, final=final)
+        step = self.base_step + self.seq
+        metrics: dict[str, float] = derived_metrics(self.usage())
+        metrics[M_HEARTBEAT] = float(ts)
+        rows: list[list[float | str | int]] = [[k, v, ts, step] for k, v in metrics.items()]
+        tags = {k: v for k, v in self.tags(final=final).items() if self.tags_sent.get(k) != v}
+        return Entry(self.tracking_uri, self.run_id, rows, tags, ts)
+
+    def flush(self, *, final: bool, send: Callable[[Entry], bool]) -> None:
+        """Build and send one batch; flushes of one run never overlap or reorder.
+
+        The final flush waits for a periodic flush in flight only as long as its own send
+        budget allows (the wait counts against ``flush_timeout_s``); past that it builds the
+        final batch anyway and ``send`` journals it with the budget spent, so ``end_run``
+        never waits more than one flush timeout on the plugin.
+        """
+        if final:
+            self._flush_final(send)
+            return
+        with self.lock:
+            if self.final_sent or self.ended:
+                return
+            entry = self._entry(final=False)
+            if entry is not None and send(entry):
+                self.delivered(entry)
+
+    def _flush_final(self, send: Callable[[Entry], bool]) -> None:
+        from carbonledger.mlflow_plugin import transport
+
+        held = self.lock.acquire(timeout=transport.budget_left_s())
+        try:
+            if self.final_sent:
+                return
+            entry = self._entry(final=True)
+            if entry is not None and send(entry):
+                self.delivered(entry)
+            self.final_sent = True
+        finally:
+            if held:
+                self.lock.release()
+
+    def delivered(self, entry: Entry) -> None:
+        """Remember the tags the server took, so later batches send only changes."""
+        self.tags_sent.update(entry.tags)

@@ -1,0 +1,92 @@
+"""Read-only access to the ledger for the app and the reports.
+
+``reporting_engine`` opens the ledger so that no statement can write: PostgreSQL sessions are
+``default_transaction_read_only``, SQLite connections ``PRAGMA query_only``. ``frame`` runs
+one bound-parameter statement and returns a ``pandas.DataFrame``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, bindparam, event, text
+
+from carbonledger.errors import LedgerError, ReportingError
+from carbonledger.ledger.engine import create_ledger_engine, ledger_url, redact
+
+
+def reporting_engine(url: str | None = None) -> Engine:
+    """An engine on the ledger (default: ``CARBONLEDGER_LEDGER_URL``) that refuses writes.
+
+    Raises:
+        LedgerError: the ledger has no reporting views yet (run ``carbonledger db upgrade``).
+    """
+    parsed = ledger_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_ledger_engine(
+            parsed, connect_args={"options": _pg_options(parsed.query.get("options"))}
+        )
+    else:
+        engine = create_ledger_engine(parsed)
+
+        @event.listens_for(engine, "connect")
+        def _query_only(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM rollup_team_month WHERE 1 = 0"))
+    except Exception:
+        engine.dispose()
+        raise LedgerError(
+            f"the ledger at {redact(parsed)} has no reporting tables: run "
+            "`carbonledger db upgrade` and `carbonledger etl` first"
+        ) from None
+    return engine
+
+
+def _pg_options(existing: Any) -> str:
+    base = existing if isinstance(existing, str) else " ".join(existing or ())
+    return f"{base} -c default_transaction_read_only=on".strip()
+
+
+def frame(engine: Engine, sql: str, **params: Any) -> pd.DataFrame:
+    """Run one SELECT with bound parameters; return its rows as a DataFrame.
+
+    A list or tuple value is an expanding parameter (``WHERE id IN :ids``).
+
+    Raises:
+        ReportingError: a filter value holds a NUL character (no ledger text can contain one).
+    """
+    _check_params(params)
+    stmt = text(sql)
+    lists = [k for k, v in params.items() if isinstance(v, list | tuple)]
+    if lists:
+        stmt = stmt.bindparams(*[bindparam(k, expanding=True) for k in lists])
+    with engine.connect() as conn:
+        result = conn.execute(stmt, params)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def scalar(engine: Engine, sql: str, **params: Any) -> Any:
+    """Run one SELECT with bound parameters; return its single value.
+
+    Raises:
+        ReportingError: a filter value holds a NUL character.
+    """
+    _check_params(params)
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    # PostgreSQL refuses NUL in text parameters with a driver error; say what to fix instead.
+    for name, value in params.items():
+        values = value if isinstance(value, list | tuple) else (value,)
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise ReportingError(
+                f"filter {name!r} contains a NUL character: remove it from the filter text"
+            )

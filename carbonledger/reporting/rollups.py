@@ -1,0 +1,328 @@
+"""Incremental refresh of the reporting rollups, called by the ETL inside its transaction.
+
+The rollups (``carbonledger.ledger.rollup_models``) are the views' figures pre-aggregated by
+month or day, so a page reads thousands of rows, not millions. A refresh recomputes only the
+months touched since the last one: months of runs loaded or updated since the watermark
+(``runs.loaded_at``), months of runs that became a model version's source, and days of new
+inference windows. A new or restated emission factor changes every figure: full rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from carbonledger.reporting.periods import month_start, next_month_start
+
+log = logging.getLogger(__name__)
+
+_TEAM_TRAINING = """
+INSERT INTO rollup_team_month (month, team, activity, is_estimate, records, requests,
+    energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg)
+SELECT month, team, 'training', energy_is_estimate, COUNT(*), 0,
+       COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
+       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0)
+FROM v_run_emissions WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
+GROUP BY month, team, energy_is_estimate
+"""
+
+_TEAM_INFERENCE = """
+INSERT INTO rollup_team_month (month, team, activity, is_estimate, records, requests,
+    energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg)
+SELECT month, team, 'inference', energy_is_estimate, COALESCE(SUM(windows), 0),
+       COALESCE(SUM(requests), 0), COALESCE(SUM(energy_kwh), 0),
+       COALESCE(SUM(facility_energy_kwh), 0), COALESCE(SUM(co2e_location_kg), 0),
+       COALESCE(SUM(co2e_market_kg), 0)
+FROM v_inference_daily WHERE {months}
+GROUP BY month, team, energy_is_estimate
+"""
+
+_MODEL_MONTH = """
+INSERT INTO rollup_model_month (model_name, team, month, runs, estimated_runs,
+    facility_energy_kwh, co2e_location_kg, co2e_market_kg)
+WITH lr AS (
+    SELECT model_name, run_pk FROM v_run_emissions
+    WHERE model_name IS NOT NULL AND kind <> 'inference' AND {runs}
+    UNION
+    SELECT rm.name, v_run_emissions.run_pk FROM model_versions mv
+    JOIN registered_models rm ON rm.id = mv.registered_model_id
+    JOIN v_run_emissions ON v_run_emissions.run_id = mv.run_id
+        AND v_run_emissions.source_id = rm.source_id
+    WHERE v_run_emissions.kind <> 'inference' AND {runs}
+)
+SELECT lr.model_name, e.team, e.month, COUNT(*),
+       SUM(CASE WHEN e.energy_is_estimate THEN 1 ELSE 0 END),
+       COALESCE(SUM(e.facility_energy_kwh), 0), COALESCE(SUM(e.co2e_location_kg), 0),
+       COALESCE(SUM(e.co2e_market_kg), 0)
+FROM lr JOIN v_run_emissions e ON e.run_pk = lr.run_pk
+WHERE e.month IS NOT NULL
+GROUP BY lr.model_name, e.team, e.month
+"""
+
+_INFERENCE_DAILY = """
+INSERT INTO rollup_inference_daily (day, model_name, model_version, team, month, windows,
+    requests, energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg)
+SELECT day, model_name, model_version, team, month, SUM(windows), COALESCE(SUM(requests), 0),
+       COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
+       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0)
+FROM v_inference_daily WHERE {months}
+GROUP BY day, model_name, model_version, team, month
+"""
+
+_SCOPE2 = """
+INSERT INTO rollup_scope2_month (month, activity, team, zone, factor_year, records,
+    unmetered_records, facility_energy_kwh, location_intensity_g_per_kwh,
+    location_factor_source, location_factor_version, co2e_location_kg,
+    market_intensity_g_per_kwh, market_factor_source, market_instrument,
+    market_is_location_fallback, co2e_market_kg)
+SELECT e.month, 'training', e.team, e.zone, e.factor_year, COUNT(*),
+       SUM(CASE WHEN e.metering = 'unmetered' THEN 1 ELSE 0 END),
+       COALESCE(SUM(e.facility_energy_kwh), 0), e.location_intensity_g_per_kwh,
+       e.location_factor_source, e.location_factor_version, COALESCE(SUM(e.co2e_location_kg), 0),
+       e.market_intensity_g_per_kwh, mkt.source, mkt.instrument, e.market_is_location_fallback,
+       COALESCE(SUM(e.co2e_market_kg), 0)
+FROM v_run_emissions e
+LEFT JOIN current_emission_factors mkt
+    ON mkt.zone = e.zone AND mkt.year = e.activity_year AND mkt.basis = 'market'
+WHERE e.kind <> 'inference' AND e.month IS NOT NULL AND {runs}
+GROUP BY e.month, e.team, e.zone, e.factor_year, e.location_intensity_g_per_kwh,
+         e.location_factor_source, e.location_factor_version, e.market_intensity_g_per_kwh,
+         mkt.source, mkt.instrument, e.market_is_location_fallback
+UNION ALL
+SELECT d.month, 'inference', d.team, d.zone, d.factor_year, SUM(d.windows), 0,
+       COALESCE(SUM(d.facility_energy_kwh), 0), d.location_intensity_g_per_kwh,
+       d.location_factor_source, loc.version, COALESCE(SUM(d.co2e_location_kg), 0),
+       d.market_intensity_g_per_kwh, mkt.source, mkt.instrument, d.market_is_location_fallback,
+       COALESCE(SUM(d.co2e_market_kg), 0)
+FROM v_inference_daily d
+LEFT JOIN current_emission_factors loc
+    ON loc.zone = d.zone AND loc.year = d.factor_year AND loc.basis = 'location'
+LEFT JOIN current_emission_factors mkt
+    ON mkt.zone = d.zone AND mkt.year = d.activity_year AND mkt.basis = 'market'
+WHERE {months}
+GROUP BY d.month, d.team, d.zone, d.factor_year, d.location_intensity_g_per_kwh,
+         d.location_factor_source, loc.version, d.market_intensity_g_per_kwh, mkt.source,
+         mkt.instrument, d.market_is_location_fallback
+"""
+
+ROLLUP_TABLES = (
+    "rollup_team_month",
+    "rollup_model_month",
+    "rollup_inference_daily",
+    "rollup_scope2_month",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSummary:
+    """What a refresh did: ``full`` rebuild or the months it recomputed."""
+
+    full: bool
+    months: tuple[str, ...]
+
+
+def month_sql(dialect: str, column: str) -> str:
+    """SQL rendering ``column`` (a timestamp) as its UTC ``YYYY-MM``."""
+    if dialect == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"strftime('%Y-%m', {column})"
+
+
+def _marks(conn: Connection) -> dict[str, Any]:
+    row = conn.execute(
+        text(
+            "SELECT (SELECT MAX(loaded_at) FROM runs), (SELECT MAX(id) FROM emission_factors), "
+            "(SELECT COUNT(*) FROM emission_factors), (SELECT MAX(id) FROM model_versions), "
+            "(SELECT MAX(id) FROM inference_windows)"
+        )
+    ).one()
+    keys = ("runs_loaded_at", "factors_max_id", "factors_count", "versions_max_id")
+    return dict(zip((*keys, "windows_max_id"), row, strict=True))
+
+
+def refresh_rollups(conn: Connection, *, full: bool = False) -> RefreshSummary:
+    """Bring the rollups up to date with the ledger, in ``conn``'s transaction.
+
+    Args:
+        conn: a connection inside a transaction (the ETL's).
+        full: rebuild every rollup from the views instead of the changed months.
+
+    Returns:
+        Whether it rebuilt everything, and which months it recomputed otherwise.
+    """
+    dialect = conn.dialect.name
+    marks = _marks(conn)
+    state = conn.execute(
+        text(
+            "SELECT runs_loaded_at, factors_max_id, factors_count, versions_max_id, "
+            "windows_max_id, refreshed_at FROM rollup_state WHERE id = 1"
+        )
+    ).first()
+    factors_changed = state is None or (state[1], state[2]) != (
+        marks["factors_max_id"],
+        marks["factors_count"],
+    )
+    if full or factors_changed:
+        for table in ROLLUP_TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (constant names)
+        _insert(conn, runs="1 = 1", months="1 = 1", params={})
+        summary = RefreshSummary(True, ())
+    else:
+        months = _dirty_months(conn, dialect, state)
+        if months:
+            _recompute(conn, sorted(months))
+        summary = RefreshSummary(False, tuple(sorted(months)))
+    _write_state(conn, state is not None, marks)
+    log.info("rollups: refreshed %s", "fully" if summary.full else list(summary.months))
+    return summary
+
+
+def _mark_second_closed(runs_mark: Any, refreshed_at: Any) -> bool:
+    """Whether no later load can share the runs mark's timestamp (SQLite: 1 s steps).
+
+    SQLite's CURRENT_TIMESTAMP has one-second steps, so a load in the same second as the mark
+    writes the same ``loaded_at``: then ``>=`` must re-check that second. When the previous
+    refresh ran in a later second than the mark, every later load (the ETL is one writer at a
+    time) has a larger ``loaded_at`` and ``>`` is exact, so a no-change pass recomputes nothing.
+    """
+    if runs_mark is None or refreshed_at is None:
+        return False
+    return str(refreshed_at)[:19].replace("T", " ") > str(runs_mark)[:19].replace("T", " ")
+
+
+def _dirty_months(conn: Connection, dialect: str, state: Any) -> set[str]:
+    runs_mark, versions_mark, windows_mark = state[0], state[3], state[4]
+    months: set[str] = set()
+    op = ">" if dialect == "postgresql" or _mark_second_closed(runs_mark, state[5]) else ">="
+    if runs_mark is not None:
+        rows = conn.execute(
+            text(
+                f"SELECT DISTINCT {month_sql(dialect, 'start_time')} FROM runs "
+                f"WHERE loaded_at {op} :mark"
+            ),
+            {"mark": runs_mark},
+        )
+    else:
+        rows = conn.execute(text(f"SELECT DISTINCT {month_sql(dialect, 'start_time')} FROM runs"))
+    months.update(r[0] for r in rows if r[0])
+    rows = conn.execute(
+        text(
+            f"SELECT DISTINCT {month_sql(dialect, 'r.start_time')} FROM model_versions mv "
+            "JOIN runs r ON r.run_id = mv.run_id WHERE mv.id > :mark"
+        ),
+        {"mark": versions_mark or 0},
+    )
+    months.update(r[0] for r in rows if r[0])
+    rows = conn.execute(
+        text(
+            f"SELECT DISTINCT {month_sql(dialect, 'window_start')} FROM inference_windows "
+            "WHERE id > :mark"
+        ),
+        {"mark": windows_mark or 0},
+    )
+    months.update(r[0] for r in rows if r[0])
+    return months
+
+
+def _recompute(conn: Connection, months: list[str]) -> None:
+    params: dict[str, Any] = {}
+    ranges, names = [], []
+    for i, month in enumerate(months):
+        params[f"s{i}"], params[f"e{i}"], params[f"m{i}"] = (
+            month_start(month),
+            next_month_start(month),
+            month,
+        )
+        ranges.append(f"(start_time >= :s{i} AND start_time < :e{i})")
+        names.append(f":m{i}")
+    if conn.dialect.name == "sqlite":  # timestamps are stored as 'YYYY-MM-DD HH:MM:SS...'
+        for key, value in list(params.items()):
+            if isinstance(value, datetime):
+                params[key] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    in_months = f"month IN ({', '.join(names)})"
+    conn.execute(text(f"DELETE FROM rollup_team_month WHERE {in_months}"), params)
+    conn.execute(text(f"DELETE FROM rollup_model_month WHERE {in_months}"), params)
+    conn.execute(text(f"DELETE FROM rollup_inference_daily WHERE {in_months}"), params)
+    conn.execute(text(f"DELETE FROM rollup_scope2_month WHERE {in_months}"), params)
+    _insert(conn, runs=f"({' OR '.join(ranges)})", months=in_months, params=params)
+
+
+def _insert(conn: Connection, *, runs: str, months: str, params: dict[str, Any]) -> None:
+    conn.execute(text(_TEAM_TRAINING.format(runs=runs)), params)
+    conn.execute(text(_TEAM_INFERENCE.format(months=months)), params)
+    model_runs = runs.replace("start_time", "v_run_emissions.start_time")
+    conn.execute(text(_MODEL_MONTH.format(runs=model_runs)), params)
+    conn.execute(text(_INFERENCE_DAILY.format(months=months)), params)
+    scope2_runs = runs.replace("start_time", "e.start_time")
+    scope2_months = months.replace("month", "d.month")
+    conn.execute(text(_SCOPE2.format(runs=scope2_runs, months=scope2_months)), params)
+
+
+def _write_state(conn: Connection, exists: bool, marks: dict[str, Any]) -> None:
+    params = {**marks, "now": datetime.now(UTC)}
+    if exists:
+        conn.execute(
+            text(
+                "UPDATE rollup_state SET runs_loaded_at = :runs_loaded_at, "
+                "factors_max_id = :factors_max_id, factors_count = :factors_count, "
+                "versions_max_id = :versions_max_id, windows_max_id = :windows_max_id, "
+                "refreshed_at = :now WHERE id = 1"
+            ),
+            params,
+        )
+    else:
+        conn.execute(
+            text(
+                "INSERT INTO rollup_state (id, runs_loaded_at, factors_max_id, factors_count, "
+                "versions_max_id, windows_max_id, refreshed_at) VALUES (1, :runs_loaded_at, "
+                ":factors_max_id, :factors_count, :versions_max_id, :windows_max_id, :now)"
+            ),
+            params,
+        )
+
+
+def store_run_metrics(conn: Connection, source_id: int, runs: list[Any]) -> int:
+    """Upsert the latest non-carbon metrics of MLflow runs (one search_runs page).
+
+    The Efficiency page plots them (accuracy, loss, ...) against each run's CO2e.
+    """
+    rows = []
+    for run in runs:
+        objs = {m.key: m for m in getattr(run.data, "_metric_objs", [])}
+        for key, value in run.data.metrics.items():
+            if key.startswith("carbon/") or len(key) > 250:
+                continue
+            obj = objs.get(key)
+            rows.append(
+                {
+                    "source_id": source_id,
+                    "run_id": run.info.run_id,
+                    "key": key,
+                    "value": float(value) if value == value else None,  # NaN -> NULL
+                    "step": getattr(obj, "step", None),
+                    "timestamp_ms": getattr(obj, "timestamp", None),
+                }
+            )
+    if not rows:
+        return 0
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from carbonledger.ledger.rollup_models import RunMetric
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    for i in range(0, len(rows), 1000):  # stay under SQLite's bound-parameter limit
+        stmt = dialect.insert(RunMetric).values(rows[i : i + 1000])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source_id", "run_id", "key"],
+            set_={
+                "value": stmt.excluded.value,
+                "step": stmt.excluded.step,
+                "timestamp_ms": stmt.excluded.timestamp_ms,
+            },
+        )
+        conn.execute(stmt)
+    return len(rows)

@@ -1,0 +1,165 @@
+"""Runs: a filterable table, one run's detail, and the efficiency (Pareto) analysis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from carbonledger.ledger.engine import redact_uri
+from carbonledger.reporting.db import frame
+from carbonledger.reporting.periods import Period
+
+RUN_COLUMNS = (
+    "run_id, run_name, experiment_id, team, model_name, kind, status, start_time, "
+    "duration_s, metering, energy_is_estimate, facility_energy_kwh, zone, "
+    "co2e_location_kg, co2e_market_kg, gpu_model, gpu_count"
+)
+_FILTERS = (
+    "start_time >= :start AND start_time < :end "
+    "AND (CAST(:team AS VARCHAR(200)) IS NULL OR team = :team) "
+    "AND (CAST(:model AS VARCHAR(500)) IS NULL OR model_name = :model) "
+    "AND (CAST(:status AS VARCHAR(16)) IS NULL OR status = :status) "
+    "AND (CAST(:search AS VARCHAR(500)) IS NULL OR run_name LIKE :search OR run_id = :raw)"
+)
+
+
+def _bounds(engine: Engine, period: Period) -> dict[str, Any]:
+    if engine.dialect.name == "sqlite":
+        fmt = "%Y-%m-%d %H:%M:%S"
+        return {"start": period.start.strftime(fmt), "end": period.end.strftime(fmt)}
+    return {"start": period.start, "end": period.end}
+
+
+def runs_table(
+    engine: Engine,
+    *,
+    period: Period,
+    team: str | None = None,
+    model_name: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Runs of the period (newest first) matching the filters, at most ``limit`` rows.
+
+    The page of runs is chosen on the ``runs`` table (index on ``start_time``) before the
+    view computes CO2e for those rows only, so it stays fast at a million runs.
+    """
+    ids = frame(
+        engine,
+        f"SELECT id FROM runs WHERE {_FILTERS} ORDER BY start_time DESC LIMIT :limit",
+        **_bounds(engine, period),
+        team=team,
+        model=model_name,
+        status=status,
+        search=f"%{search}%" if search else None,
+        raw=search,
+        limit=int(limit),
+    )
+    return frame(
+        engine,
+        f"SELECT {RUN_COLUMNS} FROM v_run_emissions WHERE run_pk IN :ids "
+        "ORDER BY start_time DESC, run_id",
+        ids=[int(i) for i in ids.id] or [-1],
+    )
+
+
+def run_detail(engine: Engine, *, run_id: str) -> dict[str, Any] | None:
+    """One run: hardware, methods, energy by component, intensity source, MLflow link."""
+    pk = frame(engine, "SELECT MIN(id) AS pk FROM runs WHERE run_id = :run_id", run_id=run_id)
+    if pk.empty or pk.pk.iloc[0] is None or pk.pk.isna().iloc[0]:
+        return None
+    df = frame(
+        engine,
+        "SELECT e.*, r.methods, r.attribution, r.cpu_model, r.cpu_count, r.ram_gb, "
+        "r.node_count, r.country, r.cloud_provider, r.cloud_region, r.plugin_version, "
+        "r.plugin_intensity_source, r.avg_power_w, r.peak_power_w, s.uri AS source_uri "
+        "FROM v_run_emissions e JOIN runs r ON r.id = e.run_pk "
+        "JOIN tracking_sources s ON s.id = e.source_id WHERE e.run_pk = :pk",
+        pk=int(pk.pk.iloc[0]),
+    )
+    if df.empty:
+        return None
+    df = df.loc[:, ~df.columns.duplicated()]
+    row = df.iloc[0].to_dict()
+    uri = str(row.pop("source_uri"))
+    row["source"] = redact_uri(uri)
+    row["mlflow_url"] = mlflow_run_url(uri, str(row["experiment_id"]), run_id)
+    row["energy"] = frame(
+        engine,
+        "SELECT component, energy_kwh, method, is_estimate FROM run_energy "
+        "WHERE run_pk = :pk ORDER BY component",
+        pk=int(row["run_pk"]),
+    )
+    return row
+
+
+def mlflow_run_url(source_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """Link to the run in the MLflow UI (``None`` for a non-HTTP store such as SQLite)."""
+    if not source_uri.startswith(("http://", "https://")):
+        return None
+    base = redact_uri(source_uri).rstrip("/")
+    if ":***@" in base:  # never put credentials in a link
+        scheme, rest = base.split("://", 1)
+        base = f"{scheme}://{rest.split('@', 1)[1]}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def metric_keys(engine: Engine, *, period: Period, team: str | None = None) -> list[str]:
+    """Non-carbon MLflow metrics logged by runs of the period (for the Efficiency page)."""
+    df = frame(
+        engine,
+        "SELECT DISTINCT m.key FROM run_metrics m JOIN v_run_emissions e "
+        "ON e.source_id = m.source_id AND e.run_id = m.run_id "
+        "WHERE e.start_time >= :start AND e.start_time < :end "
+        "AND (CAST(:team AS VARCHAR(200)) IS NULL OR e.team = :team) ORDER BY m.key",
+        **_bounds(engine, period),
+        team=team,
+    )
+    return df.key.tolist() if len(df) else []
+
+
+def efficiency(
+    engine: Engine,
+    *,
+    metric: str,
+    period: Period,
+    team: str | None = None,
+    model_name: str | None = None,
+    higher_is_better: bool = True,
+) -> pd.DataFrame:
+    """Each run's ``metric`` against its CO2e, with ``on_front`` marking the Pareto front."""
+    df = frame(
+        engine,
+        "SELECT e.run_id, e.run_name, e.experiment_id, e.model_name, e.team, "
+        "e.co2e_location_kg, m.value AS metric_value FROM run_metrics m "
+        "JOIN v_run_emissions e ON e.source_id = m.source_id AND e.run_id = m.run_id "
+        "WHERE m.key = :metric AND m.value IS NOT NULL AND e.co2e_location_kg IS NOT NULL "
+        "AND e.start_time >= :start AND e.start_time < :end "
+        "AND (CAST(:team AS VARCHAR(200)) IS NULL OR e.team = :team) "
+        "AND (CAST(:model AS VARCHAR(500)) IS NULL OR e.model_name = :model) "
+        "ORDER BY e.co2e_location_kg, e.run_id",
+        metric=metric,
+        team=team,
+        model=model_name,
+        **_bounds(engine, period),
+    )
+    df["on_front"] = pareto_front(
+        df.co2e_location_kg.tolist(), df.metric_value.tolist(), higher_is_better
+    )
+    return df
+
+
+def pareto_front(co2e_kg: list[float], metric: list[float], higher_is_better: bool) -> list[bool]:
+    """Which points no other point beats (less or equal CO2e and a better or equal metric)."""
+    sign = 1.0 if higher_is_better else -1.0
+    order = sorted(range(len(co2e_kg)), key=lambda i: (co2e_kg[i], -sign * metric[i]))
+    front = [False] * len(co2e_kg)
+    best = float("-inf")
+    for i in order:
+        if sign * metric[i] > best:
+            front[i] = True
+            best = sign * metric[i]
+    return front

@@ -1,0 +1,182 @@
+"""The one settings object of carbonledger (environment prefix ``CARBONLEDGER_``).
+
+Read it through :func:`get_settings`, which caches one instance; tests set the environment
+first and call ``get_settings.cache_clear()``. Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from carbonledger.errors import ConfigError
+
+
+def _data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "carbonledger"
+
+
+def _cache_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "carbonledger"
+
+
+class Settings(BaseSettings):
+    """Every setting of carbonledger; each field is ``CARBONLEDGER_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARBONLEDGER_", extra="ignore", validate_default=True
+    )
+
+    # --- plugin -----------------------------------------------------------------------------
+    disable: bool = Field(False, description="Turn the MLflow plugin off entirely.")
+    flush_s: float = Field(30.0, gt=0, description="Seconds between cumulative metric flushes.")
+    flush_timeout_s: float = Field(
+        5.0, gt=0, description="Longest a flush may wait on the tracking server before journaling."
+    )
+    attribution: Literal["device", "process"] = Field(
+        "device", description="Charge whole devices (device) or the process tree's share (process)."
+    )
+    journal_path: Path = Field(
+        default_factory=lambda: _cache_home() / "journal",
+        description="Folder of the JSONL journal for metrics the tracking server did not take.",
+    )
+    node_id: str | None = Field(
+        None, description="Node name in distributed runs (default: the host name)."
+    )
+    team: str | None = Field(None, description="Team tag (carbon.team) set on every run.")
+    model_name: str | None = Field(
+        None, description="Registered model a run works toward (carbon.model_name tag)."
+    )
+    budget_policy: Literal["warn", "block"] = Field(
+        "warn", description="What a run tagged with an over-budget model does: warn or block."
+    )
+
+    # --- measurement ------------------------------------------------------------------------
+    cpu_method: Literal["auto", "rapl", "estimate"] = Field(
+        "auto", description="CPU energy method: RAPL counters, TDP estimate, or auto (RAPL first)."
+    )
+    gpu_method: Literal["auto", "counter", "power"] = Field(
+        "auto", description="GPU method: NVML energy counter, power integration, or auto."
+    )
+    rapl_root: Path = Field(Path("/sys/class/powercap"), description="Root of the powercap tree.")
+    cpu_tdp_w: float | None = Field(None, gt=0, description="Override the CPU's rated power (W).")
+    estimate_interval_s: float = Field(
+        5.0, gt=0, description="Sampling period of utilisation-based estimates (peak power, s)."
+    )
+    power_sample_hz: float = Field(
+        10.0, ge=10.0, description="GPU power sampling rate when integrating power (Hz)."
+    )
+
+    # --- location, intensity and PUE --------------------------------------------------------
+    intensity_g_per_kwh: float | None = Field(
+        None, ge=0, description="Explicit grid intensity (gCO2e/kWh); wins over everything."
+    )
+    grid_zone: str | None = Field(
+        None, description="Electricity Maps zone, e.g. DE or US-CAL-CISO."
+    )
+    cloud_provider: Literal["aws", "gcp", "azure"] | None = Field(None, description="Cloud.")
+    cloud_region: str | None = Field(None, description="Cloud region, e.g. eu-west-1.")
+    country: str | None = Field(None, description="ISO 3166 alpha-2 or alpha-3 country code.")
+    pue: float | None = Field(None, ge=1.0, description="Explicit PUE of the data centre.")
+    intensity_year: int | None = Field(
+        None, description="Year of the yearly intensity tables to use (default: latest shipped)."
+    )
+    live_intensity: bool = Field(False, description="Ask the live provider (Electricity Maps).")
+    electricitymaps_token: SecretStr | None = Field(None, description="Electricity Maps API token.")
+    electricitymaps_url: str = Field(
+        "https://api.electricitymap.org/v3", description="Electricity Maps API base URL."
+    )
+    live_timeout_s: float = Field(2.0, gt=0, description="Timeout of a live intensity request.")
+    live_cache_ttl_s: float = Field(3600.0, ge=0, description="Cache lifetime of live answers.")
+
+    # --- ledger and ETL ---------------------------------------------------------------------
+    ledger_url: SecretStr = Field(
+        default_factory=lambda: SecretStr(f"sqlite:///{_data_home() / 'ledger.db'}"),
+        description="SQLAlchemy URL of the ledger (PostgreSQL in production).",
+    )
+    mlflow_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Tracking URIs the ETL reads, comma-separated (default: MLFLOW_TRACKING_URI).",
+    )
+    team_rules_path: Path | None = Field(
+        None, description="YAML mapping rules: experiment -> team."
+    )
+    budgets_path: Path | None = Field(None, description="budgets.yaml synced by the ETL.")
+    etl_lookback_s: float = Field(
+        60.0,
+        ge=0,
+        description="Incremental ETL re-reads runs ending this long before its cursor (s).",
+    )
+    stale_after_s: float = Field(
+        3600.0, gt=0, description="A RUNNING run whose heartbeat is older than this is stale."
+    )
+    unmetered_power_w: float | None = Field(
+        None, gt=0, description="Configured hardware power used to estimate unmetered runs (W)."
+    )
+    webhook_url: SecretStr | None = Field(None, description="Budget alert webhook (POST JSON).")
+    demo_no_app: bool = Field(
+        False, description="`carbonledger demo` stops before starting the app (tests, CI)."
+    )
+
+    @field_validator("mlflow_uris", mode="before")
+    @classmethod
+    def _split_uris(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "node_id",
+        "team",
+        "model_name",
+        "grid_zone",
+        "cloud_region",
+        "country",
+        "electricitymaps_token",
+        "team_rules_path",
+        "budgets_path",
+        "webhook_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty variable (a blank line in an env file, `VAR=` in compose) means unset,
+        # not the current folder or an empty secret.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cloud_provider", mode="before")
+    @classmethod
+    def _lower_provider(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment.
+
+    Raises:
+        ConfigError: a ``CARBONLEDGER_*`` variable has an invalid value; the message names it.
+    """
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return f"invalid carbonledger setting: {exc}"
+    parts = []
+    for err in errors():
+        loc = "_".join(str(p) for p in err.get("loc", ())).upper()
+        # Never echo the input: it may be a secret.
+        parts.append(f"CARBONLEDGER_{loc}: {err.get('msg', 'invalid value')}")
+    return "invalid carbonledger settings: " + "; ".join(parts) + " (fix or unset the variable)"

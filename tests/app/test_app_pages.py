@@ -1,0 +1,163 @@
+"""Every page of the app on a seeded ledger, through streamlit's AppTest; the figures shown
+equal figures computed independently from the raw tables (tests/reporting/expected.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from expected import totals as expected_totals
+from sqlalchemy import Engine, text
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
+PAGES = ["overview", "teams", "models", "runs", "efficiency", "whatif", "methodology"]
+
+
+@pytest.fixture
+def app_ledger(seeded: Engine, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    from carbonledger.settings import get_settings
+
+    monkeypatch.setenv("CARBONLEDGER_LEDGER_URL", ledger_url)
+    get_settings.cache_clear()
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return seeded
+
+
+def _open(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if page != "overview":
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _kg(value: float) -> str:
+    return f"{value:,.3f} kg"
+
+
+pytestmark = pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+
+
+def test_overview_totals_equal_independent_sql(app_ledger: Engine) -> None:
+    at = _open("overview")
+    want = expected_totals(app_ledger, first="2024-04", last="2024-09")
+    shown = _metrics(at)
+    assert shown["CO2e location-based"] == _kg(want["loc_kg"])
+    assert shown["CO2e market-based"] == _kg(want["mkt_kg"])
+    assert shown["Estimated share"] == f"{100 * want['estimated_kg'] / want['loc_kg']:.1f} %"
+    assert shown["Inference share"] == f"{100 * want['inference_kg'] / want['loc_kg']:.1f} %"
+    teams = at.dataframe[1].value
+    for row in teams.itertuples():
+        team_want = expected_totals(app_ledger, first="2024-04", last="2024-09", team=row.team)
+        assert row.co2e_location_kg == pytest.approx(team_want["loc_kg"], abs=1e-9)
+    assert len(at.get("download_button")) >= 2
+
+
+def test_filters_carry_across_pages(app_ledger: Engine) -> None:
+    at = _open("overview")
+    at.sidebar.selectbox[0].select("2024-06").run()
+    at.sidebar.selectbox[1].select("2024-06").run()
+    at.sidebar.selectbox[2].select("speech").run()
+    want = expected_totals(app_ledger, first="2024-06", last="2024-06", team="speech")
+    assert _metrics(at)["CO2e location-based"] == _kg(want["loc_kg"])
+    at.switch_page("app_pages/teams.py").run()
+    assert not at.exception
+    assert at.sidebar.selectbox[2].value == "speech"
+    assert _metrics(at)["Team CO2e location-based"] == _kg(want["loc_kg"])
+
+
+def test_teams_page(app_ledger: Engine) -> None:
+    at = _open("teams")
+    team = at.header[0].value
+    want = expected_totals(app_ledger, first="2024-04", last="2024-09", team=team)
+    assert _metrics(at)["Team CO2e location-based"] == _kg(want["loc_kg"])
+    assert _metrics(at)["Team training runs"] == str(int(want["runs"]))
+
+
+def test_models_page_lifecycle_and_budget(app_ledger: Engine) -> None:
+    at = _open("models")
+    at.sidebar.selectbox[2].select("bert-qa").run()
+    assert not at.exception
+    with app_ledger.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT training_co2e_location_kg, inference_co2e_location_kg, "
+                "lifecycle_co2e_location_kg FROM v_model_lifecycle WHERE model_name = 'bert-qa'"
+            )
+        ).one()
+        used = conn.execute(
+            text("SELECT used_pct FROM v_budget_status WHERE scope = 'model'")
+        ).scalar_one()
+    shown = _metrics(at)
+    assert shown["Training CO2e"] == _kg(row[0])
+    assert shown["Inference CO2e"] == _kg(row[1])
+    assert shown["Lifecycle CO2e"] == _kg(row[2])
+    assert shown["Budget used (location)"] == f"{used:.1f} %"
+    assert any("Projected exhaustion" in m.value for m in at.markdown)
+
+
+def test_runs_page_detail(app_ledger: Engine) -> None:
+    at = _open("runs")
+    run_id = at.main.selectbox[1].value
+    with app_ledger.connect() as conn:
+        kg = conn.execute(
+            text("SELECT co2e_location_kg FROM v_run_emissions WHERE run_id = :r"), {"r": run_id}
+        ).scalar_one()
+    assert _metrics(at)["Run CO2e location-based"] == _kg(kg)
+    assert at.get("link_button"), "no link back to the MLflow run"
+    at.main.selectbox[0].select("FAILED").run()
+    runs = at.dataframe[0].value
+    assert len(runs) and set(runs.status) == {"FAILED"}
+
+
+def test_efficiency_page_marks_the_front(app_ledger: Engine) -> None:
+    at = _open("efficiency")
+    df = at.dataframe[0].value
+    assert set(df.columns) >= {"co2e_location_kg", "metric_value", "on_front"}
+    front = df[df.on_front]
+    for row in df.itertuples():  # nothing beats a front point
+        dominated = front[
+            (front.co2e_location_kg <= row.co2e_location_kg)
+            & (front.metric_value > row.metric_value)
+        ]
+        assert row.on_front != bool(len(dominated))
+
+
+def test_whatif_page(app_ledger: Engine) -> None:
+    at = _open("whatif")
+    df = at.dataframe[0].value
+    want = expected_totals(app_ledger, first="2024-04", last="2024-09")
+    fr = df[df.zone == "FR"].iloc[0]
+    assert fr.savings_kg == pytest.approx(want["loc_kg"] - fr.facility_energy_kwh * 50.0 / 1000)
+
+
+def test_methodology_page(app_ledger: Engine) -> None:
+    at = _open("methodology")
+    with app_ledger.connect() as conn:
+        est, total = conn.execute(
+            text("SELECT SUM(CASE WHEN energy_is_estimate THEN 1 ELSE 0 END), COUNT(*) FROM runs")
+        ).one()
+    assert _metrics(at)["Runs with estimated energy"] == f"{est} of {total}"
+    assert any("ODbL" in m.value for m in at.markdown)
+
+
+def test_empty_ledger_shows_how_to_load(ledger: Engine, ledger_url: str, monkeypatch) -> None:  # noqa: ANN001
+    from carbonledger.settings import get_settings
+
+    monkeypatch.setenv("CARBONLEDGER_LEDGER_URL", ledger_url)
+    get_settings.cache_clear()
+    import streamlit as st
+
+    st.cache_data.clear()
+    for page in PAGES:
+        at = _open(page)
+        assert any("carbonledger etl" in i.value for i in at.info), page

@@ -1,0 +1,85 @@
+"""A real ``streamlit run`` of the app, every page loaded in headless Debian chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+PAGES = {
+    "overview": "",
+    "teams": "teams",
+    "models": "models",
+    "runs": "runs",
+    "efficiency": "efficiency",
+    "whatif": "whatif",
+    "methodology": "methodology",
+}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_every_page_renders_without_exception(seeded: Engine, ledger_url: str) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium (make install-dev)")
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = {**os.environ, "CARBONLEDGER_LEDGER_URL": ledger_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("streamlit did not become healthy in 30 s")
+                time.sleep(0.2)
+        out = REPO / "docs" / "img"
+        out.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for name, path in PAGES.items():
+                page.goto(f"{base}/{path}")
+                page.wait_for_selector("h1", timeout=30_000)
+                page.wait_for_function(
+                    "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                    timeout=30_000,
+                )
+                page.wait_for_timeout(500)
+                body = page.inner_text("body")
+                assert page.locator("[data-testid='stException']").count() == 0, (name, body)
+                assert "Traceback" not in body and "Error:" not in body, (name, body[:2000])
+                assert page.locator("h1").first.inner_text().strip(), name
+                page.screenshot(path=str(out / f"app-{name}.png"), full_page=False)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

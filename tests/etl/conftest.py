@@ -1,0 +1,6 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ledger"))
+
+from cl_ledger_fixtures import _plugin_off, client, ledger, ledger_url  # noqa: E402, F401

@@ -1,0 +1,14 @@
+"""Reset of the plugin's process state between tests (same as tests/mlflow_plugin)."""
+
+from __future__ import annotations
+
+
+def reset_plugin() -> None:
+    from carbonledger.mlflow_plugin import _safety, accounting, factors, flusher, registry, signals
+
+    flusher.reset()
+    accounting.reset()
+    registry.reset()
+    signals.reset()
+    factors.reset()
+    _safety.reset_reports()
