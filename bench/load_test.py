@@ -5,10 +5,16 @@
    plugin (real CPU/RAM estimate meter, a flush every 2 s) and logging a step every 0.5 s for
    ``--run-s`` seconds. Checked: every process exits 0, every run is FINISHED with
    ``carbon.status=complete`` and energy metrics, and one ETL pass loads every run once.
-3. A writer adding metered runs through the server at ``--rate`` runs a minute for
-   ``--minutes`` while ``carbonledger etl`` runs in a loop (a new CLI process each pass, as
+3. A writer adding metered runs at ``--rate`` runs a minute for ``--minutes`` while
+   ``carbonledger etl`` runs in a loop (a new CLI process each pass, as
    cron or a systemd timer would). Lag of a run = end of the ETL pass that first shows it in
    the ledger minus the run's end time. Reported: runs lost, duplicates, lag p50/p95/max.
+   ``--write-via server`` sends the writer's runs through the server's REST API (three
+   requests a run to its one worker); ``--write-via store`` (default) writes them straight into
+   the server's backend store, as a fleet of clients would load it, so the figure is the ETL's
+   (which always reads through the server's REST API), not the write capacity of one worker.
+   With ``--ledger-url`` (PostgreSQL) the server's backend store is a PostgreSQL database of
+   its own (created and dropped), else a SQLite file.
 
 Usage:
     .venv/bin/python bench/load_test.py \
@@ -43,7 +49,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(root: Path, store_uri: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = dict(os.environ, CARBONLEDGER_DISABLE="1", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     log = open(root / "server.log", "wb")  # noqa: SIM115
@@ -51,7 +57,7 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         [
             sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
             "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--backend-store-uri", store_uri,
             "--default-artifact-root", str(root / "artifacts"),
         ],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -155,7 +161,13 @@ def ledger_run_ids(engine: object, experiment_ids: list[str]) -> dict[str, int]:
 
 
 def phase_etl_lag(
-    url: str, ledger_url: str, engine: object, rate: float, minutes: float, writers: int
+    url: str,
+    ledger_url: str,
+    engine: object,
+    rate: float,
+    minutes: float,
+    writers: int,
+    write_uri: str,
 ) -> dict[str, object]:
     from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
@@ -169,7 +181,7 @@ def phase_etl_lag(
     behind = []
 
     def writer() -> None:
-        client = MlflowClient(url)
+        client = MlflowClient(write_uri)
         while True:
             with lock:
                 k = next(next_slot, None)
@@ -248,6 +260,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--writers", type=int, default=3, help="writer threads")
     parser.add_argument("--ledger-url", default=None, help="PostgreSQL base URL (own schema)")
+    parser.add_argument(
+        "--write-via", choices=("store", "server"), default="store", help="how the writer adds runs"
+    )
     args = parser.parse_args()
 
     from sqlalchemy.engine import make_url
@@ -268,8 +283,23 @@ def main() -> None:
         ledger = f"sqlite:///{root / 'ledger.db'}"
     engine = create_ledger_engine(ledger)
     migrate.upgrade(engine)
-    proc, url = start_server(root)
-    results: dict[str, object] = {"ledger": engine.dialect.name, "cpus": os.cpu_count()}
+    store_db = None
+    if args.ledger_url:
+        store_db = f"cl_load_mlflow_{uuid.uuid4().hex[:8]}"
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {store_db}")
+        store_uri = base.set(drivername="postgresql+psycopg", database=store_db)
+        store = store_uri.render_as_string(hide_password=False)
+    else:
+        store = f"sqlite:///{root / 'mlflow.db'}"
+    proc, url = start_server(root, store)
+    write_uri = store if args.write_via == "store" else url
+    results: dict[str, object] = {
+        "ledger": engine.dialect.name,
+        "tracking_store": store.split(":", 1)[0],
+        "write_via": args.write_via,
+        "cpus": os.cpu_count(),
+    }
     try:
         t0 = time.monotonic()
         results["training"] = train = phase_training(url, root, args.processes, args.run_s)
@@ -277,7 +307,7 @@ def main() -> None:
         counts = ledger_run_ids(engine, [str(train["experiment"])])
         train.update(ledger_runs=len(counts), ledger_duplicates=sum(n - 1 for n in counts.values()))
         results["etl_lag"] = phase_etl_lag(
-            url, ledger, engine, args.rate, args.minutes, args.writers
+            url, ledger, engine, args.rate, args.minutes, args.writers, write_uri
         )
         results["total_s"] = round(time.monotonic() - t0, 1)
     finally:
@@ -287,6 +317,9 @@ def main() -> None:
         if schema:
             with admin.begin() as conn:
                 conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if store_db:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {store_db} WITH (FORCE)")
     print(json.dumps(results, indent=2))  # noqa: T201
 
 

@@ -10,6 +10,7 @@ from plugin_fakes import FakeMeter
 from plugin_support import read_run
 
 from carbonledger.measure.base import J_PER_KWH
+from carbonledger.mlflow_plugin import flusher
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,8 @@ def test_sklearn_autolog_with_gridsearch_children(mlflow_uri: str, plugin: FakeM
         search.fit(X, y)
     finally:
         mlflow.sklearn.autolog(disable=True)
+    # The children's "not metered" tags go out through the flusher thread, off the hot path.
+    assert flusher.ensure_started().drain(60)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -78,7 +78,7 @@ def test_a_failing_final_flush_still_sets_the_status(
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("bad maths")
 
-    monkeypatch.setattr(tracker.RunTracker, "entry", broken)
+    monkeypatch.setattr(tracker.RunTracker, "_entry", broken)
     with mlflow.start_run() as run:
         pass
     assert read_run(mlflow_uri, run.info.run_id).info.status == "FINISHED"
