@@ -100,6 +100,12 @@ def kg(value: float) -> str:
     return f"{value:,.3f} kg"
 
 
+def kwh(value: float | None) -> str:
+    """An energy in kWh, short enough for a metric tile (4 decimals below 1 kWh)."""
+    v = value or 0.0
+    return f"{v:,.1f} kWh" if abs(v) >= 100 else f"{v:,.2f} kWh" if abs(v) >= 1 else f"{v:.4f} kWh"
+
+
 def pct(value: float) -> str:
     """A share 0..1 as a percentage."""
     return f"{100.0 * value:.1f} %"

@@ -13,6 +13,16 @@ from carbonledger.settings import get_settings
 PG_URL_ENV = "CARBONLEDGER_TEST_DATABASE_URL"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="where the browser test saves its page screenshots (default: a temp folder); "
+        "--screenshots docs/img refreshes the README's",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Each test starts from default settings, an empty powercap tree and a private journal.

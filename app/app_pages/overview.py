@@ -1,6 +1,6 @@
 import plotly.express as px
 import streamlit as st
-from cl_ui import filters, kg, pct, q, table
+from cl_ui import filters, kg, kwh, pct, q, table
 
 st.title("Overview")
 team, _ = filters()
@@ -8,7 +8,7 @@ t = q("queries.totals", team=team)
 cols = st.columns(5)
 cols[0].metric("CO2e location-based", kg(t.co2e_location_kg))
 cols[1].metric("CO2e market-based", kg(t.co2e_market_kg))
-cols[2].metric("Facility energy", f"{t.facility_energy_kwh:,.3f} kWh")
+cols[2].metric("Facility energy", kwh(t.facility_energy_kwh))
 cols[3].metric("Estimated share", pct(t.estimated_share))
 cols[4].metric("Inference share", pct(t.inference_share))
 

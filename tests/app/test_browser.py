@@ -37,7 +37,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_every_page_renders_without_exception(seeded: Engine, ledger_url: str) -> None:
+def test_every_page_renders_without_exception(
+    seeded: Engine, ledger_url: str, tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
+    """Screenshots go to tmp_path; ``--screenshots docs/img`` refreshes the README's."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is missing: apt-get install -y chromium (make install-dev)")
     from playwright.sync_api import sync_playwright
@@ -61,7 +64,7 @@ def test_every_page_renders_without_exception(seeded: Engine, ledger_url: str) -
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail("streamlit did not become healthy in 30 s")
                 time.sleep(0.2)
-        out = REPO / "docs" / "img"
+        out = Path(pytestconfig.getoption("--screenshots") or tmp_path)
         out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -71,6 +74,14 @@ def test_every_page_renders_without_exception(seeded: Engine, ledger_url: str) -
                 page.wait_for_selector("h1", timeout=30_000)
                 page.wait_for_function(
                     "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                    timeout=30_000,
+                )
+                # Charts and tables load their code lazily (a skeleton until then) and plotly
+                # draws after the script run ends: wait for both.
+                page.wait_for_function(
+                    "() => !document.querySelector('[data-testid=\"stSkeletonElement\"]')"
+                    " && [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                    ".every(c => c.querySelector('.main-svg'))",
                     timeout=30_000,
                 )
                 page.wait_for_timeout(500)
