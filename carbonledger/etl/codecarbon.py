@@ -9,7 +9,6 @@ ledger's recomputation. Bad rows go to quarantine like MLflow runs.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from carbonledger.errors import EtlError
 from carbonledger.etl.load import Loader
 from carbonledger.etl.teams import TeamRules
 from carbonledger.etl.transform import (
@@ -32,6 +30,7 @@ from carbonledger.etl.transform import (
     check_values,
     content_hash,
     json_safe,
+    read_csv_rows,
 )
 from carbonledger.ledger import migrate
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
@@ -65,18 +64,11 @@ def import_codecarbon(
         LedgerError: the ledger schema is missing or outdated.
     """
     migrate.require_current(engine)
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise EtlError(
-                    f"{path} is not a CodeCarbon emissions.csv (missing columns {missing}): "
-                    "pass the file CodeCarbon's EmissionsTracker wrote"
-                )
-            raw_rows = list(reader)
-    except OSError as exc:
-        raise EtlError(f"cannot read {path}: {exc.strerror}; check the path") from None
+    raw_rows = read_csv_rows(
+        path,
+        REQUIRED,
+        "it is not a CodeCarbon emissions.csv; pass the file CodeCarbon's EmissionsTracker wrote",
+    )
     rules = rules or TeamRules()
     summary = ImportSummary(source=source)
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():

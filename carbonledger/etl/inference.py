@@ -15,7 +15,6 @@ version and period with its request count, and its energy when known; otherwise 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import Counter, defaultdict
@@ -38,6 +37,7 @@ from carbonledger.etl.transform import (
     check_values,
     json_safe,
     ms_to_dt,
+    read_csv_rows,
 )
 from carbonledger.inference import runs as names
 from carbonledger.ledger import migrate
@@ -272,18 +272,12 @@ def import_usage(
         LedgerError: the ledger schema is missing or outdated.
     """
     migrate.require_current(engine)
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise EtlError(
-                    f"{path} lacks the columns {missing}: a usage CSV has time, model, version, "
-                    "requests and optionally energy_kwh, duration_s, end_time, team, zone, pue"
-                )
-            raw_rows = list(reader)
-    except OSError as exc:
-        raise EtlError(f"cannot read {path}: {exc.strerror}; check the path") from None
+    raw_rows = read_csv_rows(
+        path,
+        REQUIRED_COLUMNS,
+        "a usage CSV has time, model, version, requests and optionally energy_kwh, "
+        "duration_s, end_time, team, zone, pue",
+    )
     summary = UsageImport(source=source)
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
         source_id = get_or_create_source(conn, uri=source, kind="inference-csv")

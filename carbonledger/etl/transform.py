@@ -8,13 +8,16 @@ unknown zones send the run to quarantine with the reason and its raw payload.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from carbonledger.errors import EtlError
 from carbonledger.etl.teams import TeamRules
 from carbonledger.ledger.models import Run, RunEnergy
 
@@ -352,3 +355,21 @@ def _unmetered(
             "is_estimate": True,
         }
     ]
+
+
+def read_csv_rows(path: str | Path, required: Iterable[str], fix: str) -> list[dict[str, str]]:
+    """Every row of a CSV file as a dict, after checking its header has ``required``.
+
+    Raises:
+        EtlError: the file cannot be read, or a required column is missing (``fix`` says
+            what the file should be).
+    """
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise EtlError(f"{path} lacks the columns {missing}: {fix}")
+            return list(reader)
+    except OSError as exc:
+        raise EtlError(f"cannot read {path}: {exc.strerror}; check the path") from None

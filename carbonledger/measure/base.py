@@ -7,6 +7,7 @@ names: joules (``_j``), watts (``_w``), kilowatt-hours (``_kwh``), seconds (``_s
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -66,6 +67,47 @@ class SampledSource(EnergySource, Protocol):
 
     def pop_peak_power_w(self) -> float:
         """Highest power in watts since the previous call (0.0 when unknown)."""
+
+
+class LockedSource:
+    """The ``sample``/``energy_j``/``pop_peak_power_w`` plumbing shared by the sources.
+
+    A subclass sets ``_lock`` and ``_peak_w`` and implements ``_live()`` (started and not
+    closed), ``_advance()`` (read or integrate up to now; called with the lock held) and
+    ``_energy_so_far_j()``. Both the meter's sampler thread (``sample``) and window reads
+    (``energy_j``) advance the source, so a read is always up to date.
+    """
+
+    _lock: threading.Lock
+    _peak_w: float
+
+    def _live(self) -> bool:
+        raise NotImplementedError
+
+    def _advance(self) -> None:
+        raise NotImplementedError
+
+    def _energy_so_far_j(self) -> float:
+        raise NotImplementedError
+
+    def sample(self) -> None:
+        """Read or integrate up to now (the meter's sampler calls it every sample_period_s)."""
+        with self._lock:
+            if self._live():
+                self._advance()
+
+    def energy_j(self) -> float:
+        """Cumulative energy since ``start`` in joules."""
+        with self._lock:
+            if self._live():
+                self._advance()
+            return self._energy_so_far_j()
+
+    def pop_peak_power_w(self) -> float:
+        """Highest power since the previous call, in watts (0.0 when none was seen)."""
+        with self._lock:
+            peak, self._peak_w = self._peak_w, 0.0
+            return peak
 
 
 @dataclass(frozen=True, slots=True)

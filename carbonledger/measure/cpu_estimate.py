@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from carbonledger.measure.base import METHOD_CPU_ESTIMATE, Component
+from carbonledger.measure.base import METHOD_CPU_ESTIMATE, Component, LockedSource
 
 IDLE_FRACTION = 0.10
 W_PER_THREAD = 4.0
@@ -122,7 +122,7 @@ def _psutil_cpu_times() -> Any:
     return psutil.cpu_times()
 
 
-class CpuEstimateSource:
+class CpuEstimateSource(LockedSource):
     """CPU energy from the TDP model, integrated every ``sample_period_s`` and at each read."""
 
     component: Component = "cpu"
@@ -177,29 +177,16 @@ class CpuEstimateSource:
             self._peak_w = max(self._peak_w, power_w)
         self._t = now
 
+    def _live(self) -> bool:
+        return self._started and not self._closed
+
+    def _energy_so_far_j(self) -> float:
+        return self._energy_j
+
     @property
     def utilisation(self) -> float:
         """Utilisation over the last interval, in [0, 1] (clipped in the model)."""
         return self._util
-
-    def sample(self) -> None:
-        """Integrate up to now (the meter's sampler calls this at ``sample_period_s``)."""
-        with self._lock:
-            if self._started and not self._closed:
-                self._advance()
-
-    def energy_j(self) -> float:
-        """Estimated CPU energy since ``start`` in joules."""
-        with self._lock:
-            if self._started and not self._closed:
-                self._advance()
-            return self._energy_j
-
-    def pop_peak_power_w(self) -> float:
-        """Highest estimated power since the last call, in watts."""
-        with self._lock:
-            peak, self._peak_w = self._peak_w, 0.0
-            return peak
 
     def close(self) -> None:
         """Stop integrating; idempotent."""

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from carbonledger.errors import NvmlError, NvmlNotSupportedError
-from carbonledger.measure.base import METHOD_NVML_COUNTER, METHOD_NVML_POWER, Component
+from carbonledger.measure.base import (
+    METHOD_NVML_COUNTER,
+    METHOD_NVML_POWER,
+    Component,
+    LockedSource,
+)
 
 try:  # nvidia-ml-py is a dependency, but a broken install must not break import
     import pynvml
@@ -175,7 +180,7 @@ def counter_supported(device: GpuDevice) -> bool:
     return True
 
 
-class NvmlGpuSource:
+class NvmlGpuSource(LockedSource):
     """Energy of the visible GPUs, by counter deltas or by integrating sampled power.
 
     ``energy_j`` is cumulative since ``start`` over all devices; the counter path reads the
@@ -244,24 +249,11 @@ class NvmlGpuSource:
         self._last_t, self._last_power_w = now, power_w
         self._peak_w = max(self._peak_w, power_w)
 
-    def sample(self) -> None:
-        """Take one power sample (power mode; the meter's sampler calls it)."""
-        with self._lock:
-            if self._started and not self._closed:
-                self._advance()
+    def _live(self) -> bool:
+        return self._started and not self._closed
 
-    def energy_j(self) -> float:
-        """Cumulative GPU energy since ``start`` in joules."""
-        with self._lock:
-            if self._started and not self._closed:
-                self._advance()
-            return self._total_j
-
-    def pop_peak_power_w(self) -> float:
-        """Highest sampled power since the last call (power mode), in watts; 0 if none."""
-        with self._lock:
-            peak, self._peak_w = self._peak_w, 0.0
-            return peak
+    def _energy_so_far_j(self) -> float:
+        return self._total_j
 
     def close(self) -> None:
         """Release NVML; idempotent."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carbonledger.errors import RaplError, RaplPermissionError
-from carbonledger.measure.base import METHOD_RAM_RAPL, METHOD_RAPL, Component
+from carbonledger.measure.base import METHOD_RAM_RAPL, METHOD_RAPL, Component, LockedSource
 
 # A conservative upper bound of one RAPL domain's power: no socket or DIMM set draws this.
 MAX_DOMAIN_POWER_W = 1000.0
@@ -151,7 +151,7 @@ class _Counter:
         return delta_uj / 1e6
 
 
-class RaplSource:
+class RaplSource(LockedSource):
     """Cumulative energy of a set of RAPL domains (CPU packages or DRAM), wrap-safe.
 
     The counters are read at every ``energy_j`` call and by the watcher (``sample``) every
@@ -193,24 +193,11 @@ class RaplSource:
             self._peak_w = max(self._peak_w, self._span_j / (now - self._span_t))
             self._span_t, self._span_j = now, 0.0
 
-    def sample(self) -> None:
-        """Watcher read: keeps wraps from going unseen."""
-        with self._lock:
-            if self._counters and not self._closed:
-                self._advance()
+    def _live(self) -> bool:
+        return bool(self._counters) and not self._closed
 
-    def energy_j(self) -> float:
-        """Energy of the domains since ``start`` in joules."""
-        with self._lock:
-            if self._counters and not self._closed:
-                self._advance()
-            return sum(c.total_j for c in self._counters)
-
-    def pop_peak_power_w(self) -> float:
-        """Highest power between two reads since the last call, in watts."""
-        with self._lock:
-            peak, self._peak_w = self._peak_w, 0.0
-            return peak
+    def _energy_so_far_j(self) -> float:
+        return sum(c.total_j for c in self._counters)
 
     def close(self) -> None:
         """Stop reading; idempotent."""
