@@ -138,12 +138,17 @@ def _window_row(
             raise _Reject("missing-field", f"{names.W_WINDOW_S} is missing or zero")
         if energy * 3.6e6 / duration > MAX_POWER_W or not 1.0 <= pue <= 5.0:
             raise _Reject("impossible", f"{energy:g} kWh in {duration:g} s, PUE {pue:g}")
+        at_ms = w[names.W_REQUESTS][1]
+        try:
+            start = ms_to_dt(at_ms)
+            assert start is not None
+            window_end = start + timedelta(seconds=duration)
+        except (OverflowError, OSError, ValueError):
+            detail = f"{duration:g} s at {at_ms} ms is outside the years 1-9999"
+            raise _Reject("invalid-field", detail) from None
     except _Reject as rej:
         payload = json_safe({"run_id": run.info.run_id, "step": step, "metrics": values})
         return Rejected(record_id, rej.reason, f"window {step}: {rej.detail}", payload)
-    assert duration is not None
-    start = ms_to_dt(w[names.W_REQUESTS][1])
-    assert start is not None
     active = values.get(names.W_ACTIVE)
     intensity = values.get(names.W_INTENSITY)
     latency = {p: values.get(k) for p, k in names.W_LATENCY.items()}
@@ -154,7 +159,7 @@ def _window_row(
         "model_version": _int(run.data.tags.get("carbon.model_version")),
         "team": record.row.get("team"),
         "window_start": start,
-        "window_end": start + timedelta(seconds=duration),
+        "window_end": window_end,
         "activity_year": start.year,
         "requests": int(values[names.W_REQUESTS]),
         "rows": int(values.get(names.W_ROWS, 0)),
@@ -360,6 +365,10 @@ def _usage_row(
     row_zone = cell.get("zone") or zone
     if row_zone and zones and row_zone not in zones:
         return reject("unknown-zone", f"zone {row_zone!r} has no emission factor in the ledger")
+    try:
+        window_end = start + timedelta(seconds=duration)
+    except OverflowError:
+        return reject("invalid-field", f"a window of {duration:g} s from {when} ends after 9999")
     return {
         "_record_id": record_id,
         "source_id": source_id,
@@ -368,7 +377,7 @@ def _usage_row(
         "model_version": int(version),
         "team": cell.get("team") or team or "unassigned",
         "window_start": start,
-        "window_end": start + timedelta(seconds=duration),
+        "window_end": window_end,
         "activity_year": start.year,
         "requests": int(requests),
         "rows": int(requests),

@@ -127,18 +127,21 @@ def test_bad_rows_go_to_quarantine_with_the_reason_and_line(
         "yesterday,m,1,100,1,DE\n"  # not ISO 8601
         "2024-06-02,m,1,-5,1,DE\n"  # negative
         "2024-06-03,m,1,5,1,MARS\n"  # unknown zone
+        "9999-12-31T23:59:59Z,m,1,5,1,DE\n"  # its 1-day window ends after year 9999
         "2024-06-04,m,1,5,1,DE\n",  # fine
     )
 
     out = cli("import", "inference", str(usage), "--ledger-url", ledger_url)
 
     assert out.exit_code == 0, out.output
-    assert "loaded 1" in out.output and "quarantined 5" in out.output
+    assert "loaded 1" in out.output and "quarantined 6" in out.output
     reasons = dict(rows(ledger, "SELECT reason, count(*) FROM quarantine GROUP BY reason"))
-    assert reasons == {"missing-field": 1, "invalid-field": 2, "negative": 1, "unknown-zone": 1}
+    assert reasons == {"missing-field": 1, "invalid-field": 3, "negative": 1, "unknown-zone": 1}
     details = [r.detail for r in rows(ledger, "SELECT detail FROM quarantine")]
     [detail] = [d for d in details if "MARS" in d]
     assert detail.startswith("line 6:")
+    [detail] = [d for d in details if "9999" in d]
+    assert detail.startswith("line 7:") and "ends after 9999" in detail
 
 
 def test_a_file_that_is_not_a_usage_csv_is_refused(ledger_url: str, tmp_path: Path) -> None:

@@ -159,3 +159,26 @@ def test_lifecycle_counts_inference_windows_not_the_inference_run_twice(
     assert lc.inference_requests == 10 and lc.inference_windows == 2
     assert lc.inference_co2e_kg == pytest.approx(0.012 * PUE * 0.380)
     assert lc.versions_served == (2,)
+
+
+def test_a_window_ending_after_year_9999_is_quarantined(
+    ledger: Engine, make_meter: Callable[..., InferenceMeter], clock: FakeClock, mlflow_uri: str
+) -> None:
+    serve(make_meter(), clock, [5])
+    [run] = __import__("inference_helpers").inference_runs(mlflow_uri)
+    from mlflow.tracking import MlflowClient
+
+    last_day_ms = 253_402_214_400_000  # 9999-12-31T00:00:00Z
+    MlflowClient(mlflow_uri).log_batch(  # a 2-day window starting on the last day there is
+        run.info.run_id,
+        metrics=[
+            Metric(runs.W_REQUESTS, 3.0, last_day_ms, 7),
+            Metric(runs.W_WINDOW_S, 172_800.0, last_day_ms, 7),
+        ],
+    )
+
+    [summary] = run_etl(ledger, mlflow_uris=[mlflow_uri])
+
+    assert summary.windows == 1 and summary.quarantined == {"invalid-field": 1}
+    [q] = rows(ledger, "SELECT record_id, detail FROM quarantine")
+    assert q.record_id == f"{run.info.run_id}/window/7" and "outside the years 1-9999" in q.detail

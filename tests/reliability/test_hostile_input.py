@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, String, func, select
 
@@ -414,6 +414,7 @@ USAGE_ROW = st.fixed_dictionaries(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(rows=st.lists(USAGE_ROW, min_size=1, max_size=6))
+@example(rows=[{"time": "9999-12-31T23:59:59Z", "model": "m", "version": "0", "requests": "0"}])
 def test_inference_usage_import_loads_or_quarantines_every_row(
     rows: list[dict[str, str]], ledger: Engine, tmp_path: Path
 ) -> None:
