@@ -1,6 +1,6 @@
 """Load test (docs/reliability.md, section "Load"); run by hand, not part of the suite.
 
-1. One real ``mlflow server --workers 1`` on a loopback port (SQLite store in a temp folder).
+1. One real ``mlflow server --workers 1`` on a loopback port (its store: see below).
 2. ``--processes`` concurrent training processes (default 50), each importing MLflow with the
    plugin (real CPU/RAM estimate meter, a flush every 2 s) and logging a step every 0.5 s for
    ``--run-s`` seconds. Checked: every process exits 0, every run is FINISHED with
@@ -18,7 +18,7 @@
 
 Usage:
     .venv/bin/python bench/load_test.py \
-        --ledger-url postgresql+psycopg://postgres@127.0.0.1:5432/test   # own schema, dropped
+        --ledger-url postgresql+psycopg://postgres@127.0.0.1:5432/test  # own schema + store
 """
 
 from __future__ import annotations

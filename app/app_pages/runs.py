@@ -1,6 +1,6 @@
 import plotly.express as px
 import streamlit as st
-from cl_ui import filters, kg, q, table
+from cl_ui import filters, kg, kwh, q, table
 
 st.title("Runs")
 team, model = filters(model=True)
@@ -24,7 +24,7 @@ st.subheader(f"{d['run_name'] or run_id}")
 cols = st.columns(4)
 cols[0].metric("Run CO2e location-based", kg(d["co2e_location_kg"] or 0.0))
 cols[1].metric("Run CO2e market-based", kg(d["co2e_market_kg"] or 0.0))
-cols[2].metric("Facility energy", f"{d['facility_energy_kwh'] or 0.0:,.4f} kWh")
+cols[2].metric("Facility energy", kwh(d["facility_energy_kwh"]))
 cols[3].metric("PUE", f"{d['pue'] or 0:.3f}")
 st.write(
     f"Hardware: {d['gpu_count'] or 0} x {d['gpu_model'] or 'no GPU'}, {d['cpu_count'] or '?'} x "

@@ -36,8 +36,8 @@ from carbonledger.etl.transform import (
     _Reject,
     check_values,
     json_safe,
-    ms_to_dt,
     read_csv_rows,
+    to_dt,
 )
 from carbonledger.inference import runs as names
 from carbonledger.ledger import migrate
@@ -138,13 +138,12 @@ def _window_row(
             raise _Reject("missing-field", f"{names.W_WINDOW_S} is missing or zero")
         if energy * 3.6e6 / duration > MAX_POWER_W or not 1.0 <= pue <= 5.0:
             raise _Reject("impossible", f"{energy:g} kWh in {duration:g} s, PUE {pue:g}")
-        at_ms = w[names.W_REQUESTS][1]
+        start = to_dt(w[names.W_REQUESTS][1], f"{names.W_REQUESTS} timestamp")
+        assert start is not None
         try:
-            start = ms_to_dt(at_ms)
-            assert start is not None
             window_end = start + timedelta(seconds=duration)
-        except (OverflowError, OSError, ValueError):
-            detail = f"{duration:g} s at {at_ms} ms is outside the years 1-9999"
+        except OverflowError:
+            detail = f"a window of {duration:g} s from {start:%Y-%m-%d} ends after 9999"
             raise _Reject("invalid-field", detail) from None
     except _Reject as rej:
         payload = json_safe({"run_id": run.info.run_id, "step": step, "metrics": values})
@@ -407,4 +406,7 @@ def _parse_time(value: str) -> datetime:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"time {value!r} is not ISO 8601 (e.g. 2026-11-01T00:00:00Z)") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"time {value!r} is outside the years 1-9999 in UTC") from None

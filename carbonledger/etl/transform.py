@@ -373,3 +373,7 @@ def read_csv_rows(path: str | Path, required: Iterable[str], fix: str) -> list[d
             return list(reader)
     except OSError as exc:
         raise EtlError(f"cannot read {path}: {exc.strerror}; check the path") from None
+    except UnicodeDecodeError:
+        raise EtlError(f"{path} is not UTF-8 text: save it as a UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise EtlError(f"{path} is not a readable CSV ({exc}): {fix}") from None

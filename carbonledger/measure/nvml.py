@@ -185,7 +185,7 @@ class NvmlGpuSource(LockedSource):
 
     ``energy_j`` is cumulative since ``start`` over all devices; the counter path reads the
     counters at each call (window boundaries), the power path adds a fresh sample to the
-    integral the sampler keeps.
+    integral the sampler keeps. Peak power is known on the power path only (0.0 with counters).
     """
 
     component: Component = "gpu"

@@ -155,7 +155,8 @@ class RaplSource(LockedSource):
     """Cumulative energy of a set of RAPL domains (CPU packages or DRAM), wrap-safe.
 
     The counters are read at every ``energy_j`` call and by the watcher (``sample``) every
-    ``sample_period_s``; the highest power between two reads is kept for ``pop_peak_power_w``.
+    ``sample_period_s``, often enough that no counter can wrap twice between two reads; the
+    highest power between two reads is kept for ``pop_peak_power_w``.
     """
 
     def __init__(

@@ -64,7 +64,8 @@ def test_every_page_renders_without_exception(
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail("streamlit did not become healthy in 30 s")
                 time.sleep(0.2)
-        out = Path(pytestconfig.getoption("--screenshots") or tmp_path)
+        chosen = pytestconfig.getoption("--screenshots")
+        out = pytestconfig.rootpath / chosen if chosen else tmp_path
         out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)

@@ -128,20 +128,23 @@ def test_bad_rows_go_to_quarantine_with_the_reason_and_line(
         "2024-06-02,m,1,-5,1,DE\n"  # negative
         "2024-06-03,m,1,5,1,MARS\n"  # unknown zone
         "9999-12-31T23:59:59Z,m,1,5,1,DE\n"  # its 1-day window ends after year 9999
+        "9999-12-31T23:00:00-05:00,m,1,5,1,DE\n"  # in UTC that is year 10000
         "2024-06-04,m,1,5,1,DE\n",  # fine
     )
 
     out = cli("import", "inference", str(usage), "--ledger-url", ledger_url)
 
     assert out.exit_code == 0, out.output
-    assert "loaded 1" in out.output and "quarantined 6" in out.output
+    assert "loaded 1" in out.output and "quarantined 7" in out.output
     reasons = dict(rows(ledger, "SELECT reason, count(*) FROM quarantine GROUP BY reason"))
-    assert reasons == {"missing-field": 1, "invalid-field": 3, "negative": 1, "unknown-zone": 1}
+    assert reasons == {"missing-field": 1, "invalid-field": 4, "negative": 1, "unknown-zone": 1}
     details = [r.detail for r in rows(ledger, "SELECT detail FROM quarantine")]
     [detail] = [d for d in details if "MARS" in d]
     assert detail.startswith("line 6:")
-    [detail] = [d for d in details if "9999" in d]
+    [detail] = [d for d in details if "23:59:59Z" in d]
     assert detail.startswith("line 7:") and "ends after 9999" in detail
+    [detail] = [d for d in details if "-05:00" in d]
+    assert detail.startswith("line 8:") and "outside the years 1-9999 in UTC" in detail
 
 
 def test_a_file_that_is_not_a_usage_csv_is_refused(ledger_url: str, tmp_path: Path) -> None:
@@ -154,6 +157,19 @@ def test_a_file_that_is_not_a_usage_csv_is_refused(ledger_url: str, tmp_path: Pa
 
     assert out.exit_code == 1
     assert "lacks the columns ['time', 'model', 'version', 'requests']" in out.output
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_the_fix(ledger_url: str, tmp_path: Path) -> None:
+    usage = tmp_path / "usage.csv"
+    usage.write_bytes("time,model,version,requests\n2024-06-01,modèle,1,5\n".encode("latin-1"))
+    from carbonledger.ledger import create_ledger_engine, migrate
+
+    migrate.upgrade(create_ledger_engine(ledger_url))
+
+    out = cli("import", "inference", str(usage), "--ledger-url", ledger_url)
+
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert "is not UTF-8 text: save it as a UTF-8 CSV" in out.output
 
 
 def test_a_window_without_a_zone_uses_the_world_factor(ledger: Engine) -> None:

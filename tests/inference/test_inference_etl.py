@@ -181,4 +181,4 @@ def test_a_window_ending_after_year_9999_is_quarantined(
 
     assert summary.windows == 1 and summary.quarantined == {"invalid-field": 1}
     [q] = rows(ledger, "SELECT record_id, detail FROM quarantine")
-    assert q.record_id == f"{run.info.run_id}/window/7" and "outside the years 1-9999" in q.detail
+    assert q.record_id == f"{run.info.run_id}/window/7" and "ends after 9999" in q.detail

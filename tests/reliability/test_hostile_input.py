@@ -415,6 +415,7 @@ USAGE_ROW = st.fixed_dictionaries(
 )
 @given(rows=st.lists(USAGE_ROW, min_size=1, max_size=6))
 @example(rows=[{"time": "9999-12-31T23:59:59Z", "model": "m", "version": "0", "requests": "0"}])
+@example(rows=[{"time": "0001-01-01T00:00+05:00", "model": "m", "version": "0", "requests": "0"}])
 def test_inference_usage_import_loads_or_quarantines_every_row(
     rows: list[dict[str, str]], ledger: Engine, tmp_path: Path
 ) -> None:
