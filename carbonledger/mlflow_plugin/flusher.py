@@ -5,8 +5,8 @@ The thread starts lazily with the first tracked run (never at import). Every
 from hooks wait in a bounded queue (a full queue sends them to the journal, never blocks).
 Sending uses :mod:`transport` (no retries, ``flush_timeout_s``); a failed send goes to the
 journal. Only this thread replays the journal: after a tick in which a tracking URI took a
-batch, at most ``REPLAY_PER_TICK`` journaled entries for it (this process's file and those of
-dead writers). The final flush of a run never replays.
+batch, at most ``REPLAY_PER_TICK`` sends for it, each one run's journaled batches merged
+(this process's file and those of dead writers). The final flush of a run never replays.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from carbonledger.mlflow_plugin.journal import Entry
 
 QUEUE_SIZE = 256
 THREAD_NAME = "carbonledger-flusher"
-REPLAY_PER_TICK = 16  # journaled entries replayed per tracking URI per tick (bounds the tick)
+REPLAY_PER_TICK = 16  # replay sends (one run's merged entries each) per tracking URI per tick
 
 _delivered_uris: set[str] = set()  # tracking URIs that took a batch since the last replay
 

@@ -30,7 +30,10 @@ from pathlib import Path
 from carbonledger.mlflow_plugin._safety import report_once
 
 HEARTBEAT = "carbon/heartbeat_ms"
+STATUS_TAG = "carbon.status"
 MAX_READ_BYTES = 256 * 1024 * 1024  # a journal larger than this is read in later replays
+MAX_BATCH_ITEMS = 1000  # MLflow's log_batch: metrics + params + tags per request
+MAX_BATCH_TAGS = 100
 
 
 @dataclass
@@ -208,54 +211,101 @@ def replay(
         send: sends one entry; raises when the server refuses or is unreachable.
         folder: journal folder (default: the settings).
         tracking_uri: restrict the replay to one tracking URI.
-        limit: send at most this many entries (None: all).
+        limit: make at most this many sends, each one run's coalesced batch (None: all).
         only_replayable: only this process's file and files of dead writers.
 
     Returns:
         ``(sent, left)``: entries sent, and entries still in the journal for that scope.
     """
-    sent = left = 0
+    sent = left = batches = 0
     failed_uris: set[str] = set()
     paths = replayable(folder) if only_replayable else files(folder)
     for path in paths:
         with _append_lock, _locked(path):
             lines = _read_lines(path)
         done: list[str] = []
+        pending: list[tuple[str, Entry]] = []
         for raw in lines:
             entry = _parse(raw)
             if entry is None:
                 done.append(raw)  # drop torn lines
-                continue
-            if tracking_uri is not None and entry.tracking_uri != tracking_uri:
-                continue
-            if entry.tracking_uri in failed_uris or (limit is not None and sent >= limit):
-                left += 1
+            elif tracking_uri is None or entry.tracking_uri == tracking_uri:
+                pending.append((raw, entry))
+        for raws, entry in coalesce(pending):
+            if entry.tracking_uri in failed_uris or (limit is not None and batches >= limit):
+                left += len(raws)
                 continue
             try:
-                send(_fresh_heartbeat(entry))
+                send(_for_replay(entry))
             except Exception:  # noqa: BLE001 - leave it for the next replay
                 failed_uris.add(entry.tracking_uri)
-                left += 1
+                left += len(raws)
                 continue
-            sent += 1
-            done.append(raw)
+            batches += 1
+            sent += len(raws)
+            done.extend(raws)
         if done:
             _remove_lines(path, done)
     return sent, left
 
 
-def _fresh_heartbeat(entry: Entry) -> Entry:
-    """The entry with ``carbon/heartbeat_ms`` set to now: the replay is the flush that landed.
+def coalesce(entries: list[tuple[str, Entry]]) -> list[tuple[list[str], Entry]]:
+    """Merge the journaled batches of each run into as few ``log_batch`` calls as fit.
 
-    The ETL finds changed runs by their heartbeat; a final flush replayed hours after the run
-    ended must look new to it, or the ledger would keep the run's earlier figures.
+    A server that was down comes back to every process's backlog at once: one request per
+    run instead of one per missed flush keeps the replay from overloading it. Metric rows
+    keep their own timestamps and steps (the history is unchanged), later tags win, only the
+    newest heartbeat row is kept, and an entry with a terminal status closes its run's batch
+    (entries after it start a new one). Returns ``(raw lines, merged entry)`` in file order.
+    """
+    groups: list[tuple[list[str], Entry]] = []
+    open_groups: dict[tuple[str, str], int] = {}
+    for raw, entry in entries:
+        key = (entry.tracking_uri, entry.run_id)
+        i = open_groups.get(key)
+        if i is not None and _fits(groups[i][1], entry):
+            raws, merged = groups[i]
+            merged.metrics = [r for r in merged.metrics if not r or r[0] != HEARTBEAT]
+            merged.metrics.extend(entry.metrics)
+            merged.tags.update(entry.tags)
+            merged.created_ms = max(merged.created_ms, entry.created_ms)
+            merged.status, merged.end_time_ms = entry.status, entry.end_time_ms
+            raws.append(raw)
+        else:
+            groups.append(
+                ([raw], replace(entry, metrics=list(entry.metrics), tags=dict(entry.tags)))
+            )
+            open_groups[key] = len(groups) - 1
+        if entry.status:
+            open_groups.pop(key, None)
+    return groups
+
+
+def _fits(merged: Entry, entry: Entry) -> bool:
+    """Whether ``entry`` can join ``merged`` within MLflow's log_batch limits."""
+    tags = len(merged.tags.keys() | entry.tags.keys())
+    return tags <= MAX_BATCH_TAGS and len(merged.metrics) + len(entry.metrics) + tags <= (
+        MAX_BATCH_ITEMS
+    )
+
+
+def _for_replay(entry: Entry) -> Entry:
+    """The entry as a replay sends it: a fresh heartbeat, and no stale ``running`` status.
+
+    ``carbon/heartbeat_ms`` is set to now (the replay is the flush that landed): the ETL finds
+    changed runs by their heartbeat, so a final flush replayed hours after the run ended must
+    look new to it, or the ledger would keep the run's earlier figures. A replayed periodic
+    batch is late by definition: its ``carbon.status=running`` could overwrite the
+    ``complete`` that the run's final flush already set, so it is dropped (a run still going
+    sends ``running`` again with its next live flush).
     """
     now_ms = int(time.time() * 1000)
     metrics = [
         [HEARTBEAT, float(now_ms), now_ms, row[3]] if row and row[0] == HEARTBEAT else row
         for row in entry.metrics
     ]
-    return replace(entry, metrics=metrics)
+    tags = {k: v for k, v in entry.tags.items() if (k, v) != (STATUS_TAG, "running")}
+    return replace(entry, metrics=metrics, tags=tags)
 
 
 def _remove_lines(path: Path, done: list[str]) -> None:

@@ -54,8 +54,8 @@ def test_end_run_after_an_outage_sends_one_batch_and_replays_nothing(
     plugin: FakeMeter, timeout_s: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SlowHttpServer(delay_s=0.2) as server:
-        for i in range(10):  # an earlier outage left 10 batches for this server
-            journal.append(_old_entry(server.url, i))
+        for i in range(10):  # an earlier outage left batches of 10 runs for this server
+            journal.append(_old_entry(server.url, i, run_id=f"old-run-{i}"))
         registry().begin("r1", server.url)
         t0 = time.monotonic()
         registry().end("r1")
@@ -63,7 +63,7 @@ def test_end_run_after_an_outage_sends_one_batch_and_replays_nothing(
         assert elapsed < 1.0, f"end_run took {elapsed:.2f} s: it replayed the journal"
         assert server.paths == [LOG_BATCH]
         assert len(list(journal.entries())) == 10
-        # the flusher thread replays, a few per tick
+        # the flusher thread replays, a few runs per tick
         monkeypatch.setattr(flusher, "REPLAY_PER_TICK", 4)
         f = flusher.current()
         assert f is not None

@@ -142,3 +142,60 @@ def test_a_replayed_flush_carries_a_fresh_heartbeat_so_the_etl_sees_it(tmp_path:
     assert rows["carbon/energy_kwh"] == ["carbon/energy_kwh", 1.5, old_ms, 0]
     assert rows["carbon/heartbeat_ms"][1] >= before_ms
     assert rows["carbon/heartbeat_ms"][2] >= before_ms
+
+
+def test_a_backlog_replays_as_one_batch_per_run_keeping_the_history(tmp_path: Path) -> None:
+    """After an outage every process replays at once: one request per run, not per flush."""
+
+    def entry(run_id: str, i: int, status: str | None = None) -> journal.Entry:
+        ms = 1_700_000_000_000 + i * 1000
+        return journal.Entry(
+            tracking_uri="http://127.0.0.1:1",
+            run_id=run_id,
+            metrics=[
+                ["carbon/energy_kwh", 0.1 * i, ms, i],
+                ["carbon/heartbeat_ms", float(ms), ms, i],
+            ],
+            tags={"carbon.status": "running", "carbon.flush": str(i)},
+            created_ms=ms,
+            status=status,
+        )
+
+    backlog = [entry("r1", i) for i in range(40)] + [entry("r2", 0), entry("r1", 40, "KILLED")]
+    backlog.append(entry("r1", 41))  # after the status: a batch of its own
+    for e in backlog:
+        assert journal.append(e, folder=tmp_path)
+    sent: list[journal.Entry] = []
+
+    assert journal.replay(sent.append, folder=tmp_path) == (len(backlog), 0)
+
+    assert [(e.run_id, e.status) for e in sent] == [("r1", "KILLED"), ("r2", None), ("r1", None)]
+    first = sent[0]
+    energy_steps = [row[3] for row in first.metrics if row[0] == "carbon/energy_kwh"]
+    assert energy_steps == list(range(41))  # every flush's point, in order
+    assert [row[0] for row in first.metrics].count("carbon/heartbeat_ms") == 1
+    assert first.tags["carbon.flush"] == "40"
+    # a late "running" must not overwrite the "complete" a final flush may have set meanwhile
+    assert all("carbon.status" not in e.tags for e in sent)
+    assert list(journal.entries(tmp_path)) == []
+
+
+def test_coalescing_respects_mlflow_batch_limits() -> None:
+    rows = [["carbon/energy_kwh", 1.0, 1, i] for i in range(600)]
+    entries = [
+        (str(i), journal.Entry(tracking_uri="u", run_id="r", metrics=list(rows))) for i in range(3)
+    ]
+
+    groups = journal.coalesce(entries)
+
+    assert [len(raws) for raws, _ in groups] == [1, 1, 1]  # 1,200 rows would exceed 1,000
+    assert all(len(e.metrics) + len(e.tags) <= journal.MAX_BATCH_ITEMS for _, e in groups)
+
+
+def test_a_replayed_final_flush_keeps_its_complete_status(tmp_path: Path) -> None:
+    final = journal.Entry("http://127.0.0.1:1", "r1", [], {"carbon.status": "complete"}, 1)
+    assert journal.append(final, folder=tmp_path)
+    sent: list[journal.Entry] = []
+
+    assert journal.replay(sent.append, folder=tmp_path) == (1, 0)
+    assert sent[0].tags == {"carbon.status": "complete"}
