@@ -265,7 +265,8 @@ def coalesce(entries: list[tuple[str, Entry]]) -> list[tuple[list[str], Entry]]:
         i = open_groups.get(key)
         if i is not None and _fits(groups[i][1], entry):
             raws, merged = groups[i]
-            merged.metrics = [r for r in merged.metrics if not r or r[0] != HEARTBEAT]
+            if any(r and r[0] == HEARTBEAT for r in entry.metrics):  # keep the newest only
+                merged.metrics = [r for r in merged.metrics if not r or r[0] != HEARTBEAT]
             merged.metrics.extend(entry.metrics)
             merged.tags.update(entry.tags)
             merged.created_ms = max(merged.created_ms, entry.created_ms)

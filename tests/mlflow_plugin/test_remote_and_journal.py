@@ -199,3 +199,13 @@ def test_a_replayed_final_flush_keeps_its_complete_status(tmp_path: Path) -> Non
 
     assert journal.replay(sent.append, folder=tmp_path) == (1, 0)
     assert sent[0].tags == {"carbon.status": "complete"}
+
+
+def test_a_status_only_entry_keeps_the_merged_heartbeat() -> None:
+    beat = journal.Entry("u", "r", [["carbon/heartbeat_ms", 5.0, 5, 1]], {}, 5)
+    killed = journal.Entry("u", "r", [], {}, 6, status="KILLED", end_time_ms=6)
+
+    [(raws, merged)] = journal.coalesce([("a", beat), ("b", killed)])
+
+    assert raws == ["a", "b"] and merged.status == "KILLED" and merged.end_time_ms == 6
+    assert merged.metrics == [["carbon/heartbeat_ms", 5.0, 5, 1]]
