@@ -32,7 +32,7 @@ from carbonledger.mlflow_plugin._safety import report_once
 HEARTBEAT = "carbon/heartbeat_ms"
 STATUS_TAG = "carbon.status"
 MAX_READ_BYTES = 256 * 1024 * 1024  # a journal larger than this is read in later replays
-MAX_BATCH_ITEMS = 1000  # MLflow's log_batch: metrics + params + tags per request
+MAX_BATCH_ITEMS = 1000  # MLflow's log_batch limits (metrics + params + tags; tags), kept by replays
 MAX_BATCH_TAGS = 100
 
 

@@ -23,7 +23,6 @@ from carbonledger.mlflow_plugin.journal import Entry
 LOG_BATCH_ENDPOINT = "/api/2.0/mlflow/runs/log-batch"
 GET_RUN_ENDPOINT = "/api/2.0/mlflow/runs/get"
 UPDATE_RUN_ENDPOINT = "/api/2.0/mlflow/runs/update"
-MAX_METRICS_PER_BATCH = 1000
 
 _budget = threading.local()  # monotonic deadline of the sends this thread makes, if any
 
