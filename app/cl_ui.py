@@ -6,13 +6,13 @@ Data access goes only through ``carbonledger.reporting`` functions, cached with
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from carbonledger.reporting import months_between, reporting_engine
+from carbonledger.reporting import months_between, queries, reporting_engine
 from carbonledger.settings import get_settings
 
 TTL_S = 300
@@ -30,25 +30,36 @@ def engine() -> Any:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def _call(url: str, name: str, first: str | None, last: str | None, kwargs: tuple) -> Any:
-    module, func = name.rsplit(".", 1)
-    fn = getattr(importlib.import_module(f"carbonledger.reporting.{module}"), func)
+def _call(
+    url: str,
+    key: str,
+    first: str | None,
+    last: str | None,
+    kwargs: tuple[tuple[str, Any], ...],
+    _fn: Callable[..., Any],
+) -> Any:
+    # ``key`` (the function's qualified name) only keys the cache; ``_fn`` is not hashed.
     params = dict(kwargs)
     if first is not None and last is not None:
         params["period"] = months_between(first, last)
-    return fn(_engine(url), **params)
+    return _fn(_engine(url), **params)
 
 
-def q(name: str, *, period: bool = True, **kwargs: Any) -> Any:
-    """Call ``carbonledger.reporting.<name>`` (e.g. ``queries.totals``), cached for TTL_S."""
+def q(fn: Callable[..., Any], *, period: bool = True, **kwargs: Any) -> Any:
+    """Call a ``carbonledger.reporting`` query function on the ledger, cached for TTL_S.
+
+    ``period=True`` passes the sidebar's months as ``period``. The function is called
+    directly (``q(queries.totals, team=team)``), so tools can follow every call.
+    """
     first, last = (st.session_state.cl_first, st.session_state.cl_last) if period else (None, None)
     url = get_settings().ledger_url.get_secret_value()
-    return _call(url, name, first, last, tuple(sorted(kwargs.items())))
+    key = f"{fn.__module__}.{fn.__qualname__}"
+    return _call(url, key, first, last, tuple(sorted(kwargs.items())), fn)
 
 
 def options() -> dict[str, list[str]]:
     """Months, teams and models in the ledger."""
-    return q("queries.filter_options", period=False)
+    return q(queries.filter_options, period=False)
 
 
 def _pick(label: str, choices: list[str], state_key: str, default: str) -> str:

@@ -34,7 +34,7 @@ ZONES = "ARRAY['DE','FR','US-CAL-CISO','SE','PL','GB','IN-WE',NULL]"
 GEN_RUNS = f"""
 INSERT INTO runs (source_id, run_id, experiment_id, run_name, kind, status, is_stale,
     start_time, end_time, activity_year, team, model_name, gpu_model, gpu_count, cpu_model,
-    cpu_count, metering, energy_is_estimate, duration_s, energy_kwh, pue, facility_energy_kwh,
+    cpu_count, metering, any_component_estimated, duration_s, energy_kwh, pue, facility_energy_kwh,
     grid_zone, methods, content_hash)
 SELECT 1, 'r' || i, (i % 2000)::text, 'trial-' || i, 'training',
        CASE WHEN i % 13 = 0 THEN 'FAILED' ELSE 'FINISHED' END, false,

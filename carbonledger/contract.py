@@ -48,6 +48,25 @@ def energy_kwh_at(power_w: float, duration_s: float) -> float:
     return power_w * duration_s / J_PER_KWH
 
 
+ESTIMATE_MARKER: Final = "estimate"
+"""Every estimation method's name contains this word (``ram-w-per-gb-estimate``...)."""
+
+
+def method_is_estimate(method: str | None) -> bool:
+    """Whether a measurement method (a ``carbon.methods`` value) is an estimate."""
+    return ESTIMATE_MARKER in (method or "")
+
+
+def parse_methods(value: str | None) -> dict[str, str]:
+    """``carbon.methods`` (``gpu=nvml-energy-counter;cpu=rapl``) as component -> method."""
+    return dict(part.split("=", 1) for part in (value or "").split(";") if "=" in part)
+
+
+def format_methods(methods: dict[str, str]) -> str:
+    """Component -> method as the ``carbon.methods`` tag value (sorted by component)."""
+    return ";".join(f"{c}={m}" for c, m in sorted(methods.items()))
+
+
 # --- training-run metrics (cumulative; docs/plugin.md) -----------------------------------
 METRIC_PREFIX: Final = "carbon/"
 M_ENERGY_KWH: Final = "carbon/energy_kwh"
@@ -241,6 +260,6 @@ UNASSIGNED_TEAM: Final = "unassigned"
 """The team of a run that no tag or mapping rule places."""
 
 __all__ = [name for name in dir() if name.isupper() or name in (
-    "average_power_w", "energy_kwh_at", "j_from_kwh", "kwh_from_j", "metric_filter",
-    "node_metric",
+    "average_power_w", "energy_kwh_at", "format_methods", "j_from_kwh", "kwh_from_j",
+    "method_is_estimate", "metric_filter", "node_metric", "parse_methods",
 )]  # fmt: skip

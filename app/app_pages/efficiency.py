@@ -2,9 +2,11 @@ import plotly.express as px
 import streamlit as st
 from cl_ui import filters, q, table
 
+from carbonledger.reporting import runs
+
 st.title("Efficiency")
 team, model = filters(model=True)
-keys = q("runs.metric_keys", team=team)
+keys = q(runs.metric_keys, team=team)
 if not keys:
     st.info("No MLflow metric other than carbon ones in this period (the ETL keeps them).")
     st.stop()
@@ -14,7 +16,7 @@ higher = (
     == "higher"
 )
 group = st.radio("Colour by", ["experiment_id", "model_name"], horizontal=True)
-df = q("runs.efficiency", metric=metric, team=team, model_name=model, higher_is_better=higher)
+df = q(runs.efficiency, metric=metric, team=team, model_name=model, higher_is_better=higher)
 st.metric("Runs on the Pareto front", f"{int(df.on_front.sum())} of {len(df)}")
 if len(df):
     fig = px.scatter(

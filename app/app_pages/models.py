@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from cl_ui import filters, kg, options, q, table
 
-from carbonledger.reporting.lifecycle import DEFAULT_THRESHOLDS_PCT, projected_exhaustion
+from carbonledger.reporting import lifecycle
 
 st.title("Models")
 _, model = filters(team=False, model=True)
@@ -15,14 +15,14 @@ if model is None:
     model = models[0]
     st.caption(f"No model chosen in the sidebar: showing {model}.")
 st.header(model)
-lc = q("lifecycle.lifecycle", period=False, model_name=model)
+lc = q(lifecycle.lifecycle, period=False, model_name=model)
 cols = st.columns(4)
-cols[0].metric("Training CO2e", kg(lc.training_co2e_location_kg))
-cols[1].metric("Inference CO2e", kg(lc.inference_co2e_location_kg))
-cols[2].metric("Lifecycle CO2e", kg(lc.co2e_location_kg))
+cols[0].metric("Training CO2e", kg(lc.training_co2e_kg))
+cols[1].metric("Inference CO2e", kg(lc.inference_co2e_kg))
+cols[2].metric("Lifecycle CO2e", kg(lc.co2e_kg))
 cols[3].metric("Training runs", f"{lc.training_runs:,}")
 
-monthly = q("lifecycle.lifecycle_by_month", period=False, model_name=model)
+monthly = q(lifecycle.lifecycle_by_month, period=False, model_name=model)
 st.subheader("Lifecycle: training vs cumulative inference")
 if len(monthly):
     fig = go.Figure()
@@ -34,11 +34,11 @@ if len(monthly):
 table(monthly, "model_lifecycle")
 
 st.subheader("Budget burn-down")
-budgets = q("lifecycle.budgets", period=False, model_name=model)
+budgets = q(lifecycle.budgets, period=False, model_name=model)
 if budgets.empty:
     st.caption("No lifecycle budget for this model (`carbonledger budgets`).")
 for row in budgets.itertuples():
-    thresholds = row.thresholds_pct or list(DEFAULT_THRESHOLDS_PCT)
+    thresholds = row.thresholds_pct
     st.metric(f"Budget used ({row.basis})", f"{row.used_pct:.1f} %", kg(row.limit_co2e_kg))
     if len(monthly):
         fig = go.Figure()
@@ -54,15 +54,14 @@ for row in budgets.itertuples():
                 annotation_text=f"{pct_:g} %",
             )
         st.plotly_chart(fig, key=f"burn{row.budget_id}")
-    when = projected_exhaustion(monthly, limit_co2e_kg=row.limit_co2e_kg)
-    st.write(f"Projected exhaustion: **{when or 'not at the current rate'}**")
+    st.write(f"Projected exhaustion: **{row.projected_exhaustion}**")
 
 st.subheader("CO2e per 1,000 requests")
-per = q("lifecycle.per_1000_requests", model_name=model)
+per = q(lifecycle.per_1000_requests, model_name=model)
 if len(per):
     st.plotly_chart(
         px.line(per, x="day", y="co2e_g_per_1000_requests", color="model_version"), key="per1000"
     )
 table(per, "per_1000_requests")
 st.subheader("Versions")
-table(q("lifecycle.versions", period=False, model_name=model), "versions")
+table(q(lifecycle.versions, period=False, model_name=model), "versions")

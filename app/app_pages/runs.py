@@ -2,13 +2,15 @@ import plotly.express as px
 import streamlit as st
 from cl_ui import filters, kg, kwh, q, table
 
+from carbonledger.reporting import runs as run_queries
+
 st.title("Runs")
 team, model = filters(model=True)
 c1, c2 = st.columns(2)
 status = c1.selectbox("Status", ["All", "FINISHED", "FAILED", "RUNNING", "KILLED"])
 search = c2.text_input("Run name or id contains")
 runs = q(
-    "runs.runs_table",
+    run_queries.runs_table,
     team=team,
     model_name=model,
     status=None if status == "All" else status,
@@ -19,12 +21,13 @@ table(runs, "runs")
 if runs.empty:
     st.stop()
 run_id = st.selectbox("Run detail", runs.run_id.tolist())
-d = q("runs.run_detail", period=False, run_id=run_id)
+d = q(run_queries.run_detail, period=False, run_id=run_id)
 st.subheader(f"{d['run_name'] or run_id}")
 cols = st.columns(4)
-cols[0].metric("Run CO2e location-based", kg(d["co2e_location_kg"] or 0.0))
-cols[1].metric("Run CO2e market-based", kg(d["co2e_market_kg"] or 0.0))
-cols[2].metric("Facility energy", kwh(d["facility_energy_kwh"]))
+# Shown alone, a run shows MLflow's figure: a parent's includes its nested runs.
+cols[0].metric("Run CO2e location-based", kg(d["inclusive_co2e_location_kg"] or 0.0))
+cols[1].metric("Run CO2e market-based", kg(d["inclusive_co2e_market_kg"] or 0.0))
+cols[2].metric("Facility energy", kwh(d["inclusive_facility_energy_kwh"]))
 cols[3].metric("PUE", f"{d['pue'] or 0:.3f}")
 st.write(
     f"Hardware: {d['gpu_count'] or 0} x {d['gpu_model'] or 'no GPU'}, {d['cpu_count'] or '?'} x "
@@ -33,8 +36,14 @@ st.write(
 st.write(
     f"Intensity: {d['location_intensity_g_per_kwh']} gCO2e/kWh for zone {d['zone']} "
     f"({d['location_factor_source']}, {d['factor_year']}, version "
-    f"{d['location_factor_version']}); estimated energy: {bool(d['energy_is_estimate'])}."
+    f"{d['location_factor_version']}); estimated components: "
+    f"{kwh(d['estimated_energy_kwh'])} of {kwh(d['energy_kwh'])} (own part)."
 )
+if d["nested_runs"]:
+    st.caption(
+        f"This run holds {d['nested_runs']} nested runs: the figures above include them; its "
+        f"own part is {kg(d['co2e_location_kg'] or 0.0)} (what team and model totals count)."
+    )
 if d["mlflow_url"]:
     st.link_button("Open the run in MLflow", d["mlflow_url"])
 energy = d["energy"]

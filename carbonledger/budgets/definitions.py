@@ -29,10 +29,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from carbonledger.contract import DEFAULT_THRESHOLDS_PCT
 from carbonledger.errors import ConfigError
 from carbonledger.ledger.models import Budget
 
-DEFAULT_THRESHOLDS_PCT = (50.0, 75.0, 90.0, 100.0)
 TEAM_PERIODS = ("month", "quarter", "year")
 BASES = ("location", "market")
 _KEYS = {"model", "team", "period", "limit_co2e_kg", "thresholds_pct", "basis", "note"}

@@ -1,10 +1,12 @@
 """A registered model's lifecycle footprint: its training runs plus all its inference.
 
-Training: every run that worked toward the model, as ``carbonledger.ledger.lifecycle_runs``
-defines it (runs that produced a version, runs tagged ``carbon.model_name``; failed runs and
-sweeps included), minus inference runs, with CO2e from the ``run_co2e`` view. Inference: every
-window of every version from the ``inference_co2e`` view. Both views recompute CO2e from the
-current emission factors, so a restated factor restates the lifecycle.
+Training: every run of ``v_lifecycle_runs``, the one definition of a model's training runs
+(runs charged to it by their own or an ancestor's ``carbon.model_name`` tag, runs that produced
+a version and every run nested under them; failed runs and sweeps included, each once), with
+CO2e from the ``run_co2e`` view (exclusive energy, so a sweep is counted once). Inference:
+every window of every version from the ``inference_co2e`` view. Both views recompute CO2e
+from the current emission factors, so a restated factor restates the lifecycle. The budget
+gate, ``budgets lifecycle``, the Models page and the period report all call these functions.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, and_, case, func, literal_column, select, union
+from sqlalchemy import Connection, Select, case, func, literal_column, select
 
-from carbonledger.budgets.views import co2e_column, inference_co2e, run_co2e
-from carbonledger.ledger.models import ModelVersion, RegisteredModel, Run
+from carbonledger.budgets.views import co2e_column, inference_co2e, lifecycle_runs, run_co2e
 
 Basis = Literal["location", "market"]
 Bucket = Literal["day", "month"]
@@ -32,7 +33,7 @@ class Lifecycle:
         basis: ``location`` or ``market`` (Scope 2 basis of every CO2e figure here).
         training_runs: runs that worked toward the model (failed runs and sweeps included).
         failed_runs: those of them that ended ``FAILED`` or ``KILLED``.
-        estimated_runs: those whose energy is an estimate.
+        estimated_runs: those with at least one estimated component.
         training_energy_kwh: facility energy of the training runs.
         training_co2e_kg: CO2e of the training runs.
         inference_requests: requests served by all versions.
@@ -95,34 +96,13 @@ class LifecyclePoint:
 
 
 def lifecycle_run_pks(model_names: Iterable[str]) -> Any:
-    """CTE ``(model_name, run_pk, ...)`` of the training runs of each model (no inference).
-
-    The runs tagged ``carbon.model_name``, the runs that produced a version, and every run
-    nested under one of those (a sweep's children need not carry the tag: ``run_co2e``
-    counts a parent's energy exclusive of its children, so they must be counted themselves).
-    """
+    """``(model_name, run_pk)`` of the training runs of each model (``v_lifecycle_runs``)."""
     names = list(model_names)
-    cols = (Run.id.label("run_pk"), Run.source_id.label("source_id"), Run.run_id.label("run_id"))
-    tagged = select(Run.model_name.label("model_name"), *cols).where(
-        Run.model_name.in_(names), Run.kind != "inference"
+    return (
+        select(lifecycle_runs.c.model_name, lifecycle_runs.c.run_pk)
+        .where(lifecycle_runs.c.model_name.in_(names))
+        .subquery("lifecycle_runs")
     )
-    produced = (
-        select(RegisteredModel.name.label("model_name"), *cols)
-        .join(ModelVersion, ModelVersion.registered_model_id == RegisteredModel.id)
-        .join(
-            Run,
-            and_(Run.run_id == ModelVersion.run_id, Run.source_id == RegisteredModel.source_id),
-        )
-        .where(RegisteredModel.name.in_(names), Run.kind != "inference")
-    )
-    seed = union(tagged, produced).subquery("lifecycle_seed")
-    lr = select(seed).cte("lifecycle_runs", recursive=True)
-    children = (
-        select(lr.c.model_name, *cols)
-        .join(lr, and_(Run.source_id == lr.c.source_id, Run.parent_run_id == lr.c.run_id))
-        .where(Run.kind != "inference")
-    )
-    return lr.union(children)
 
 
 def _between(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
@@ -206,7 +186,7 @@ def model_lifecycle(conn: Connection, *, model_name: str, basis: Basis = "locati
     """All-time lifecycle totals of ``model_name`` (training runs + every version's serving)."""
     lr = lifecycle_run_pks([model_name])
     failed = case((run_co2e.c.status.in_(("FAILED", "KILLED")), 1), else_=0)
-    estimated = case((run_co2e.c.energy_is_estimate, 1), else_=0)
+    estimated = case((run_co2e.c.any_component_estimated, 1), else_=0)
     t = conn.execute(
         select(
             func.count(),
@@ -220,7 +200,7 @@ def model_lifecycle(conn: Connection, *, model_name: str, basis: Basis = "locati
     i = conn.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(case((ic.energy_is_estimate, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((ic.any_component_estimated, 1), else_=0)), 0),
             func.coalesce(func.sum(ic.requests), 0),
             func.coalesce(func.sum(ic.facility_energy_kwh), 0.0),
             func.coalesce(func.sum(co2e_column(inference_co2e, basis)), 0.0),

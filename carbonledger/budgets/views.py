@@ -1,4 +1,7 @@
-"""Typed handles on the accounting views (``run_co2e``, ``inference_co2e``) for Core queries.
+"""Typed handles on the accounting views for Core queries.
+
+``run_co2e`` and ``inference_co2e`` (both selections of ``activity_co2e``, the one place the
+ledger computes CO2e) and ``v_lifecycle_runs`` (the one definition of a model's training runs).
 
 The views are created by migrations (versioned SQL), not by ``Base.metadata``; these tables
 live in their own ``MetaData`` so ``create_all`` and the models-vs-migrations check never see
@@ -24,11 +27,17 @@ run_co2e = Table(
     Column("team", String),
     Column("model_name", String),
     Column("start_time", Timestamp),
-    Column("energy_is_estimate", Boolean),
+    Column("any_component_estimated", Boolean),
     Column("energy_kwh", Double),
+    Column("estimated_energy_kwh", Double),
     Column("facility_energy_kwh", Double),
+    Column("inclusive_facility_energy_kwh", Double),
     Column("co2e_location_kg", Double),
     Column("co2e_market_kg", Double),
+    Column("estimated_co2e_location_kg", Double),
+    Column("estimated_co2e_market_kg", Double),
+    Column("inclusive_co2e_location_kg", Double),
+    Column("inclusive_co2e_market_kg", Double),
 )
 
 inference_co2e = Table(
@@ -43,7 +52,7 @@ inference_co2e = Table(
     Column("window_start", Timestamp),
     Column("window_end", Timestamp),
     Column("metering", String),
-    Column("energy_is_estimate", Boolean),
+    Column("any_component_estimated", Boolean),
     Column("requests", Integer),
     Column("energy_kwh", Double),
     Column("active_energy_kwh", Double),
@@ -55,6 +64,16 @@ inference_co2e = Table(
     Column("wh_per_request", Double),
     Column("active_wh_per_request", Double),
     Column("co2e_location_g_per_request", Double),
+    Column("estimated_co2e_location_kg", Double),
+    Column("estimated_co2e_market_kg", Double),
+)
+
+lifecycle_runs = Table(
+    "v_lifecycle_runs",
+    view_metadata,
+    Column("model_name", String),
+    Column("run_pk", Integer),
+    Column("via", String),
 )
 
 

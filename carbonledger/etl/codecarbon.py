@@ -18,10 +18,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from carbonledger.contract import COMPONENTS, average_power_w
+from carbonledger.errors import UnknownLocationError
 from carbonledger.etl.load import Loader
 from carbonledger.etl.teams import TeamRules
 from carbonledger.etl.transform import (
-    COMPONENTS,
     INT32_MAX,
     Rejected,
     RunRecord,
@@ -31,7 +32,10 @@ from carbonledger.etl.transform import (
     content_hash,
     json_safe,
     read_csv_rows,
+    set_totals,
 )
+from carbonledger.intensity.factors import Location
+from carbonledger.intensity.place import ledger_zone
 from carbonledger.ledger import migrate
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
 
@@ -104,19 +108,6 @@ def _num(raw: dict[str, str], key: str) -> float | None:
         raise _Reject("invalid-field", f"{key} is {value!r}: expected a number") from None
 
 
-def _alpha2(code: str) -> str | None:
-    code = code.strip().upper()
-    if len(code) == 2:
-        return code
-    if len(code) == 3:
-        from carbonledger.intensity import known_countries
-
-        for alpha2, alpha3, _name in known_countries():
-            if alpha3 == code:
-                return alpha2
-    return None
-
-
 def _row(
     raw: dict[str, str], zones: frozenset[str], team: str | None, rules: TeamRules, *, line: int
 ) -> RunRecord | Rejected:
@@ -152,20 +143,20 @@ def _record(
         ) from None
     total = values["energy_consumed"] or 0.0
     energy_kwh = sum(v for v in comps.values() if v is not None) or total
-    if duration and energy_kwh * 3.6e6 / duration > 1e7:
+    if duration and average_power_w(energy_kwh, duration) > 1e7:
         raise _Reject("impossible", f"{energy_kwh:g} kWh in {duration:g} s is above 10 MW")
     pue = values["pue"] or 1.0
-    zone = _alpha2(raw.get("country_iso_code") or "")
-    if zone is None and (raw.get("country_iso_code") or "").strip():
-        raise _Reject("unknown-zone", f"country_iso_code {raw['country_iso_code']!r} is unknown")
+    try:
+        zone = ledger_zone(Location(country=(raw.get("country_iso_code") or "").strip() or None))
+    except UnknownLocationError as exc:
+        raise _Reject("unknown-zone", f"country_iso_code: {exc}") from None
     if zone is not None and zones and zone not in zones:
         raise _Reject("unknown-zone", f"zone {zone!r} has no emission factor in the ledger")
     project = (raw.get("project_name") or "").strip() or None
-    chosen_team, team_rule = (
-        (team, "import:--team")
-        if team
-        else rules.resolve(run_tags={}, experiment_tags={}, experiment_name=project, user=None)
+    fallback_team, fallback_rule = rules.fallback_team(
+        experiment_tags={}, experiment_name=project, user=None
     )
+    chosen_team, team_rule = (team, "import:--team") if team else (fallback_team, fallback_rule)
     emissions = values["emissions"]
     row: dict[str, Any] = {
         "run_id": record_id,
@@ -181,6 +172,9 @@ def _record(
         "user_id": None,
         "team": chosen_team,
         "team_rule": team_rule,
+        "own_team": team,
+        "fallback_team": fallback_team,
+        "fallback_team_rule": fallback_rule,
         "model_name": None,
         "gpu_model": raw.get("gpu_model") or None,
         "gpu_count": _int(raw.get("gpu_count")),
@@ -195,12 +189,11 @@ def _record(
         "cloud_region": raw.get("cloud_region") or None,
         "grid_zone": zone,
         "metering": "imported",
-        "energy_is_estimate": False,
         "duration_s": duration,
         "energy_kwh": energy_kwh,
         "pue": pue,
         "facility_energy_kwh": energy_kwh * pue,
-        "avg_power_w": energy_kwh * 3.6e6 / duration if duration else None,
+        "avg_power_w": average_power_w(energy_kwh, duration) if duration else None,
         "peak_power_w": None,
         "plugin_version": f"codecarbon {raw.get('codecarbon_version', '')}".strip(),
         "plugin_intensity_g_per_kwh": emissions * 1000.0 / total if emissions and total else None,
@@ -212,6 +205,7 @@ def _record(
         for c, v in comps.items()
         if v is not None
     ]
+    set_totals(row, energy)
     check_row(row, energy)
     row["content_hash"] = content_hash(row, energy)
     return RunRecord(row, energy)

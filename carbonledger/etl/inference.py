@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from carbonledger.contract import method_is_estimate, parse_methods
 from carbonledger.errors import EtlError
 from carbonledger.etl.load import Loader
 from carbonledger.etl.transform import (
@@ -150,6 +151,12 @@ def _window_row(
         return Rejected(record_id, rej.reason, f"window {step}: {rej.detail}", payload)
     active = values.get(names.W_ACTIVE)
     intensity = values.get(names.W_INTENSITY)
+    methods = parse_methods(record.row.get("methods"))
+    estimated = sum(
+        values.get(k) or 0.0
+        for comp, k in names.W_COMPONENT.items()
+        if method_is_estimate(methods.get(comp))
+    )
     latency = {p: values.get(k) for p, k in names.W_LATENCY.items()}
     return {
         "source_id": source_id,
@@ -168,7 +175,8 @@ def _window_row(
         "latency_p95_ms": latency[95.0],
         "latency_p99_ms": latency[99.0],
         "metering": "metered",
-        "energy_is_estimate": bool(record.row.get("energy_is_estimate")),
+        "any_component_estimated": bool(estimated),
+        "estimated_energy_kwh": estimated,
         "methods": record.row.get("methods"),
         **{f"{c}_energy_kwh": values.get(k) for c, k in names.W_COMPONENT.items()},
         "energy_kwh": energy,
@@ -294,7 +302,7 @@ def import_usage(
         rejected = [r for r in latest.values() if isinstance(r, Rejected)]
         loaded_ids = [r.pop("_record_id") for r in rows]
         summary.loaded, summary.updated = upsert_windows(conn, rows, update=True)
-        summary.estimated = sum(1 for r in rows if r["energy_is_estimate"])
+        summary.estimated = sum(1 for r in rows if r["any_component_estimated"])
         if loaded_ids:
             conn.execute(
                 delete(Quarantine).where(
@@ -382,7 +390,8 @@ def _usage_row(
         "rows": int(requests),
         "errors": 0,
         "metering": "imported",
-        "energy_is_estimate": estimate,
+        "any_component_estimated": estimate,
+        "estimated_energy_kwh": energy if estimate else 0.0,
         "methods": f"{ESTIMATE_METHOD}:{wh_per_request:g}" if estimate else "imported",
         "energy_kwh": energy,
         "pue": row_pue,

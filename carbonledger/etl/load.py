@@ -18,22 +18,31 @@ from typing import Any
 from sqlalchemy import Column, Connection, MetaData, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from carbonledger.etl.attribution import AttributionCounts, attribute
 from carbonledger.etl.transform import Rejected, RunRecord
 from carbonledger.ledger.models import Quarantine, Run, RunEnergy
 
 RUN_COLUMNS = [c.name for c in Run.__table__.columns if c.name not in ("id", "loaded_at")]
-ENERGY_COLUMNS = ["run_id", "component", "energy_kwh", "method", "is_estimate"]
+ENERGY_COLUMNS = [
+    "run_id",
+    "component",
+    "energy_kwh",
+    "inclusive_energy_kwh",
+    "method",
+    "is_estimate",
+]
 _STAGE_RUNS = "cl_stage_runs"
 _STAGE_ENERGY = "cl_stage_energy"
 
 
 @dataclass(slots=True)
 class MergeCounts:
-    """Rows new to the ledger, changed, and identical to what it held."""
+    """Rows new to the ledger, changed, identical to what it held; nested-run attribution."""
 
     loaded: int = 0
     updated: int = 0
     unchanged: int = 0
+    attribution: AttributionCounts = AttributionCounts()
 
 
 class Loader:
@@ -90,7 +99,11 @@ class Loader:
 
     # -- merge -------------------------------------------------------------------------------
     def merge(self) -> MergeCounts:
-        """Upsert the staged runs and their energy; return what changed."""
+        """Upsert the staged runs and their energy, then attribute nested runs.
+
+        After the upsert, ``carbonledger.etl.attribution`` charges the staged runs' trees to
+        their ancestors' team and model and makes their parents' energy exclusive.
+        """
         counts = MergeCounts()
         if not self.staged:
             return counts
@@ -127,12 +140,14 @@ class Loader:
             "ON r.source_id = s.source_id AND r.run_id = s.run_id"
         )
         self.conn.exec_driver_sql(f"DELETE FROM run_energy WHERE run_pk IN ({matched})")
+        energy = ", ".join(ENERGY_COLUMNS[1:])
         self.conn.exec_driver_sql(
-            "INSERT INTO run_energy (run_pk, component, energy_kwh, method, is_estimate) "
-            f"SELECT r.id, e.component, e.energy_kwh, e.method, e.is_estimate "
+            f"INSERT INTO run_energy (run_pk, {energy}) "
+            f"SELECT r.id, {', '.join(f'e.{c}' for c in ENERGY_COLUMNS[1:])} "
             f"FROM {_STAGE_ENERGY} e JOIN {_STAGE_RUNS} s ON s.run_id = e.run_id "
             "JOIN runs r ON r.source_id = s.source_id AND r.run_id = s.run_id"
         )
+        counts.attribution = attribute(self.conn, self.source_id, _STAGE_RUNS)
         return counts
 
     def close(self) -> None:

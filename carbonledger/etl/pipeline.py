@@ -24,6 +24,7 @@ from carbonledger.errors import EtlError, EtlLockedError
 from carbonledger.etl import extract, registry
 from carbonledger.etl.inference import inference_records, load_run_windows
 from carbonledger.etl.load import Loader, mark_stale
+from carbonledger.etl.run_metrics import store_run_metrics
 from carbonledger.etl.state import (
     Cursor,
     acquire_load_lock,
@@ -33,10 +34,11 @@ from carbonledger.etl.state import (
 )
 from carbonledger.etl.teams import TeamRules
 from carbonledger.etl.transform import Rejected, RunRecord, TransformConfig, transform_run
+from carbonledger.intensity.place import configured_zone
 from carbonledger.ledger import migrate
 from carbonledger.ledger.engine import redact_uri
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
-from carbonledger.reporting.rollups import refresh_rollups, store_run_metrics
+from carbonledger.reporting.rollups import refresh_rollups
 from carbonledger.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ def run_etl(
     settings = get_settings()
     rules = TeamRules.load(settings.team_rules_path)
     budget_specs = load_budget_file(settings.budgets_path) if settings.budgets_path else None
+    unmetered_zone = _unmetered_zone(settings)
     summaries = []
     for uri in mlflow_uris:
         started = time.perf_counter()
@@ -106,7 +109,7 @@ def run_etl(
                         known_zones=known_zones(conn),
                         unmetered_power_w=settings.unmetered_power_w,
                         unmetered_pue=settings.pue or 1.0,
-                        unmetered_zone=settings.grid_zone or settings.country,
+                        unmetered_zone=unmetered_zone,
                     )
                     source_id, cursor = _load_source(conn, uri, summary, config, full, progress)
                     summary.stale = mark_stale(
@@ -128,6 +131,22 @@ def run_etl(
     budgets = check_budgets(engine, now=now, specs=budget_specs)  # alerts, status tags
     log.info("etl: %d budgets checked, %d new alerts", len(budgets.statuses), budgets.alerts_new)
     return summaries
+
+
+def _unmetered_zone(settings: Any) -> str | None:
+    """Where runs without carbon data ran: the configured place, resolved like everywhere.
+
+    Raises:
+        ConfigError: the configured zone, region or country is unknown.
+    """
+    from carbonledger.errors import ConfigError, UnknownLocationError
+
+    try:
+        return configured_zone(settings)
+    except UnknownLocationError as exc:
+        raise ConfigError(
+            f"the place configured for runs without carbon data is unknown: {exc}"
+        ) from None
 
 
 def _load_source(

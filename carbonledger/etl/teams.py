@@ -1,7 +1,13 @@
-"""Which team a run is charged to: tags first, then YAML mapping rules, else ``unassigned``.
+"""Which team and model a run is charged to: tags first, then YAML mapping rules.
 
-Order (design.md): run tag ``carbon.team``, run tag ``team``, experiment tag ``carbon.team``,
-experiment tag ``team``, the first matching mapping rule, else ``unassigned``.
+Team, first that is set (design.md): the run's tag ``carbon.team``, its tag ``team``, the same
+tags of its nearest tagged ancestor (nested runs: sweeps, Optuna, Ray Tune, GridSearchCV),
+the experiment's tag ``carbon.team``, its tag ``team``, the first matching mapping rule, else
+``unassigned``. Model: the run's ``carbon.model_name``, its nearest tagged ancestor's, the
+experiment's ``carbon.model_name``, else none. This module splits the rule into what a run's
+own tags say (:meth:`TeamRules.own_team`, :func:`own_model_name`) and what applies when they
+say nothing (:meth:`TeamRules.fallback_team`, :func:`fallback_model_name`);
+``carbonledger.etl.attribution`` walks the ancestors in between.
 
 Rules file (``CARBONLEDGER_TEAM_RULES_PATH``)::
 
@@ -24,16 +30,37 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from carbonledger import contract
 from carbonledger.errors import ConfigError
 
-UNASSIGNED = "unassigned"
+UNASSIGNED = contract.UNASSIGNED_TEAM
 MAX_TEAM_LENGTH = 200  # runs.team
-_TAG_ORDER = (
-    ("run", "carbon.team"),
-    ("run", "team"),
-    ("experiment", "carbon.team"),
-    ("experiment", "team"),
-)
+TEAM_TAGS = (contract.TAG_TEAM, contract.TAG_TEAM_PLAIN)
+RULE_DEFAULT = "default"
+
+
+def _tag(tags: Mapping[str, str], key: str) -> str | None:
+    return (tags.get(key) or "").strip() or None
+
+
+def own_team_of(run_tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(team, rule)`` from a run's own tags (``carbon.team``, then ``team``), if any."""
+    for key in TEAM_TAGS:
+        value = _tag(run_tags, key)
+        if value:
+            return value, f"run:{key}"
+    return None
+
+
+def own_model_name(run_tags: Mapping[str, str]) -> str | None:
+    """The model a run's own ``carbon.model_name`` tag names, if any."""
+    return _tag(run_tags, contract.TAG_MODEL_NAME)
+
+
+def fallback_model_name(experiment_tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(model, rule)`` from the experiment's ``carbon.model_name`` tag, if any."""
+    value = _tag(experiment_tags, contract.TAG_MODEL_NAME)
+    return (value, f"experiment:{contract.TAG_MODEL_NAME}") if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +119,27 @@ class TeamRules:
         experiment_name: str | None,
         user: str | None,
     ) -> tuple[str, str]:
-        """Return ``(team, rule)``; ``rule`` says which step chose it, e.g. ``run:carbon.team``."""
-        scopes = {"run": run_tags, "experiment": experiment_tags}
-        for scope, key in _TAG_ORDER:
-            value = (scopes[scope].get(key) or "").strip()
+        """Return ``(team, rule)``; ``rule`` says which step chose it, e.g. ``run:carbon.team``.
+
+        For a run on its own; a nested run's ancestors come between the run's tags and the
+        fallback (``carbonledger.etl.attribution``).
+        """
+        return own_team_of(run_tags) or self.fallback_team(
+            experiment_tags=experiment_tags, experiment_name=experiment_name, user=user
+        )
+
+    def fallback_team(
+        self, *, experiment_tags: Mapping[str, str], experiment_name: str | None, user: str | None
+    ) -> tuple[str, str]:
+        """``(team, rule)`` when neither the run nor an ancestor carries a team tag."""
+        for key in TEAM_TAGS:
+            value = _tag(experiment_tags, key)
             if value:
-                return value, f"{scope}:{key}"
+                return value, f"experiment:{key}"
         for index, rule in enumerate(self.rules):
             if rule.matches(experiment_name, user):
                 return rule.team, f"rule:{index}"
-        return UNASSIGNED, "default"
+        return UNASSIGNED, RULE_DEFAULT
 
 
 def _parse_rule(path: Path, index: int, entry: object) -> TeamRule:

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from carbonledger.errors import EtlError
-from carbonledger.etl.teams import TeamRules
+from carbonledger import contract as c
+from carbonledger.errors import EtlError, UnknownLocationError
+from carbonledger.etl.teams import TeamRules, fallback_model_name, own_model_name, own_team_of
+from carbonledger.intensity.place import zone_of_tags
 from carbonledger.ledger.models import Run, RunEnergy
 
 MAX_POWER_W = 10_000_000.0  # 10 MW: more than any single training job's average draw
@@ -26,11 +28,7 @@ MAX_ENERGY_KWH = MAX_POWER_W * 24 * 365 / 1000.0  # 10 MW for a year
 INT32_MAX = 2**31 - 1
 MAX_INTENSITY_G_PER_KWH = 3_000.0
 MAX_PUE = 5.0
-COMPONENTS = ("gpu", "cpu", "ram")
 ESTIMATE_METHOD = "duration-x-configured-power"
-
-M = "carbon/"
-ENERGY_METRICS = tuple(f"{M}{c}_energy_kwh" for c in COMPONENTS) + (f"{M}energy_kwh",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,21 +126,21 @@ def check_values(values: Mapping[str, float]) -> None:
             raise _Reject("negative", f"{name} is {value}: energy and power cannot be negative")
         if name.endswith("_kwh") and value > MAX_ENERGY_KWH:
             raise _Reject("impossible", f"{name} is {value:g} kWh: above 10 MW for a year")
-    for name in (f"{M}avg_power_w", f"{M}peak_power_w"):
+    for name in c.POWER_METRICS:
         if values.get(name, 0.0) > MAX_POWER_W:
             raise _Reject("impossible", f"{name} is {values[name]:g} W: above 10 MW")
-    pue = values.get(f"{M}pue")
+    pue = values.get(c.M_PUE)
     if pue is not None and not 1.0 <= pue <= MAX_PUE:
-        raise _Reject("impossible", f"{M}pue is {pue:g}: a PUE lies between 1.0 and {MAX_PUE:g}")
-    intensity = values.get(f"{M}intensity_g_per_kwh")
+        raise _Reject("impossible", f"{c.M_PUE} is {pue:g}: a PUE lies between 1.0 and {MAX_PUE:g}")
+    intensity = values.get(c.M_INTENSITY_G_PER_KWH)
     if intensity is not None and intensity > MAX_INTENSITY_G_PER_KWH:
-        raise _Reject("impossible", f"{M}intensity_g_per_kwh is {intensity:g}: above 3000")
-    duration = values.get(f"{M}duration_s")
-    energy = values.get(f"{M}energy_kwh")
-    if duration and energy and energy * 3.6e6 / duration > MAX_POWER_W:
+        raise _Reject("impossible", f"{c.M_INTENSITY_G_PER_KWH} is {intensity:g}: above 3000")
+    duration = values.get(c.M_DURATION_S)
+    energy = values.get(c.M_ENERGY_KWH)
+    if duration and energy and c.average_power_w(energy, duration) > MAX_POWER_W:
         raise _Reject(
             "impossible",
-            f"{M}energy_kwh {energy:g} over {duration:g} s is above 10 MW average power",
+            f"{c.M_ENERGY_KWH} {energy:g} over {duration:g} s is above 10 MW average power",
         )
 
 
@@ -208,16 +206,23 @@ def transform_run(
 
 def _transform(run: Any, experiment: ExperimentInfo | None, config: TransformConfig) -> RunRecord:
     info, tags = run.info, run.data.tags
-    metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(M)}
+    metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(c.METRIC_PREFIX)}
     check_values(metrics)
-    kind = (tags.get("carbon.kind") or "training").strip().lower()
-    if kind not in ("training", "inference", "estimate"):
-        raise _Reject("invalid-field", f"carbon.kind is {kind!r}: use inference or leave it unset")
-    team, team_rule = config.rules.resolve(
-        run_tags=tags,
-        experiment_tags=experiment.tags if experiment else {},
+    kind = (tags.get(c.TAG_KIND) or c.KIND_TRAINING).strip().lower()
+    if kind not in c.RUN_KINDS:
+        raise _Reject("invalid-field", f"{c.TAG_KIND} is {kind!r}: use inference or leave it unset")
+    exp_tags = experiment.tags if experiment else {}
+    own_team = own_team_of(tags)
+    fallback_team, fallback_rule = config.rules.fallback_team(
+        experiment_tags=exp_tags,
         experiment_name=experiment.name if experiment else None,
         user=info.user_id,
+    )
+    own_model = own_model_name(tags)
+    fallback_model = fallback_model_name(exp_tags)
+    team, team_rule = own_team or (fallback_team, fallback_rule)
+    model, model_rule = (
+        (own_model, f"run:{c.TAG_MODEL_NAME}") if own_model else fallback_model or (None, None)
     )
     start, end = to_dt(info.start_time, "start_time"), to_dt(info.end_time, "end_time")
     when = start or end
@@ -225,39 +230,45 @@ def _transform(run: Any, experiment: ExperimentInfo | None, config: TransformCon
         "run_id": info.run_id,
         "experiment_id": info.experiment_id,
         "run_name": info.run_name,
-        "parent_run_id": tags.get("mlflow.parentRunId") or None,
+        "parent_run_id": tags.get(c.MLFLOW_PARENT_RUN_ID) or None,
         "kind": kind,
         "status": info.status,
         "lifecycle_stage": info.lifecycle_stage,
         "start_time": start,
         "end_time": end,
-        "heartbeat_at": to_dt(metrics.get(f"{M}heartbeat_ms"), f"{M}heartbeat_ms"),
+        "heartbeat_at": to_dt(metrics.get(c.M_HEARTBEAT_MS), c.M_HEARTBEAT_MS),
         "activity_year": when.year if when else None,
         "user_id": info.user_id,
         "team": team,
         "team_rule": team_rule,
-        "model_name": tags.get("carbon.model_name") or None,
-        "gpu_model": tags.get("carbon.gpu_model"),
-        "gpu_count": _int(tags.get("carbon.gpu_count")),
-        "cpu_model": tags.get("carbon.cpu_model"),
-        "cpu_count": _int(tags.get("carbon.cpu_count")),
-        "ram_gb": _float(tags.get("carbon.ram_gb")),
-        "node_count": _int(tags.get("carbon.node_count")),
-        "attribution": tags.get("carbon.attribution"),
-        "methods": tags.get("carbon.methods"),
-        "country": tags.get("carbon.country"),
-        "cloud_provider": tags.get("carbon.cloud_provider"),
-        "cloud_region": tags.get("carbon.cloud_region"),
+        "model_name": model,
+        "model_rule": model_rule,
+        "own_team": own_team[0] if own_team else None,
+        "own_model_name": own_model,
+        "fallback_team": fallback_team,
+        "fallback_team_rule": fallback_rule,
+        "fallback_model_name": fallback_model[0] if fallback_model else None,
+        "gpu_model": tags.get(c.TAG_GPU_MODEL),
+        "gpu_count": _int(tags.get(c.TAG_GPU_COUNT)),
+        "cpu_model": tags.get(c.TAG_CPU_MODEL),
+        "cpu_count": _int(tags.get(c.TAG_CPU_COUNT)),
+        "ram_gb": _float(tags.get(c.TAG_RAM_GB)),
+        "node_count": _int(tags.get(c.TAG_NODE_COUNT)),
+        "attribution": tags.get(c.TAG_ATTRIBUTION),
+        "methods": tags.get(c.TAG_METHODS),
+        "country": tags.get(c.TAG_COUNTRY),
+        "cloud_provider": tags.get(c.TAG_CLOUD_PROVIDER),
+        "cloud_region": tags.get(c.TAG_CLOUD_REGION),
         "grid_zone": None,
-        "plugin_version": tags.get("carbon.plugin_version"),
-        "plugin_intensity_g_per_kwh": metrics.get(f"{M}intensity_g_per_kwh"),
-        "plugin_intensity_source": tags.get("carbon.intensity_source"),
-        "plugin_co2e_kg": metrics.get(f"{M}co2e_kg"),
-        "duration_s": metrics.get(f"{M}duration_s"),
-        "avg_power_w": metrics.get(f"{M}avg_power_w"),
-        "peak_power_w": metrics.get(f"{M}peak_power_w"),
+        "plugin_version": tags.get(c.TAG_PLUGIN_VERSION),
+        "plugin_intensity_g_per_kwh": metrics.get(c.M_INTENSITY_G_PER_KWH),
+        "plugin_intensity_source": tags.get(c.TAG_INTENSITY_SOURCE),
+        "plugin_co2e_kg": metrics.get(c.M_CO2E_KG),
+        "duration_s": metrics.get(c.M_DURATION_S),
+        "avg_power_w": metrics.get(c.M_AVG_POWER_W),
+        "peak_power_w": metrics.get(c.M_PEAK_POWER_W),
     }
-    if any(name in metrics for name in ENERGY_METRICS):
+    if any(name in metrics for name in c.ENERGY_METRICS):
         energy = _metered(row, metrics, tags)
     else:
         energy = _unmetered(row, info, config, covered=_covered_by_parent(tags))
@@ -266,46 +277,62 @@ def _transform(run: Any, experiment: ExperimentInfo | None, config: TransformCon
         raise _Reject(
             "unknown-zone",
             f"grid zone {zone!r} has no emission factor in the ledger: add one with "
-            "`carbonledger db add-factor` or fix the run's carbon.grid_zone tag",
+            f"`carbonledger db add-factor` or fix the run's {c.TAG_GRID_ZONE} tag",
         )
+    set_totals(row, energy)
     check_row(row, energy)
     row["content_hash"] = content_hash(row, energy)
     return RunRecord(row, energy)
 
 
+def set_totals(row: dict[str, Any], energy: list[dict[str, Any]]) -> None:
+    """Fill the inclusive and estimated figures of a run row from its energy rows.
+
+    Until the ETL's attribution step subtracts nested children, a run's exclusive figures
+    equal its inclusive ones (MLflow's).
+    """
+    for e in energy:
+        e.setdefault("inclusive_energy_kwh", e["energy_kwh"])
+    estimated = [e["energy_kwh"] for e in energy if e["is_estimate"]]
+    row["any_component_estimated"] = bool(estimated)
+    row["estimated_energy_kwh"] = sum(estimated) if row.get("energy_kwh") is not None else None
+    row["inclusive_energy_kwh"] = row.get("energy_kwh")
+    row["inclusive_facility_energy_kwh"] = row.get("facility_energy_kwh")
+
+
 def _metered(
     row: dict[str, Any], metrics: dict[str, float], tags: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    methods = dict(
-        part.split("=", 1) for part in (tags.get("carbon.methods") or "").split(";") if "=" in part
-    )
+    methods = c.parse_methods(tags.get(c.TAG_METHODS))
     energy: list[dict[str, Any]] = [
         {
-            "component": c,
-            "energy_kwh": metrics[f"{M}{c}_energy_kwh"],
-            "method": methods.get(c),
-            "is_estimate": "estimate" in (methods.get(c) or ""),
+            "component": comp,
+            "energy_kwh": metrics[metric],
+            "method": methods.get(comp),
+            "is_estimate": c.method_is_estimate(methods.get(comp)),
         }
-        for c in COMPONENTS
-        if f"{M}{c}_energy_kwh" in metrics
+        for comp, metric in c.M_COMPONENT_ENERGY_KWH.items()
+        if metric in metrics
     ]
-    energy_kwh = metrics.get(f"{M}energy_kwh")
+    energy_kwh = metrics.get(c.M_ENERGY_KWH)
     if energy_kwh is None:
         energy_kwh = sum(e["energy_kwh"] for e in energy)
-    pue = metrics.get(f"{M}pue")
-    facility = metrics.get(f"{M}facility_energy_kwh")
+    pue = metrics.get(c.M_PUE)
+    facility = metrics.get(c.M_FACILITY_ENERGY_KWH)
     if pue is None and facility is not None and energy_kwh > 0:
         pue = facility / energy_kwh
     if pue is None:
-        raise _Reject("missing-field", f"{M}pue and {M}facility_energy_kwh are both missing")
-    zone = (tags.get("carbon.grid_zone") or tags.get("carbon.country") or "").strip()
+        raise _Reject("missing-field", f"{c.M_PUE} and {c.M_FACILITY_ENERGY_KWH} are both missing")
+    try:
+        zone = zone_of_tags(tags)
+    except UnknownLocationError as exc:
+        raise _Reject("unknown-zone", str(exc)) from None
     row.update(
         metering="metered",
-        energy_is_estimate=any(e["is_estimate"] for e in energy),
         energy_kwh=energy_kwh,
         pue=pue,
         facility_energy_kwh=facility if facility is not None else energy_kwh * pue,
-        grid_zone=zone or None,
+        grid_zone=zone,
     )
     return energy
 
@@ -316,8 +343,8 @@ def _covered_by_parent(tags: Mapping[str, str]) -> bool:
     sklearn's GridSearch children are created after the fact inside a metered parent: an
     estimate from their duration would count the parent's energy again.
     """
-    return bool(tags.get("mlflow.parentRunId")) and (
-        tags.get("carbon.unmetered_reason") == "created-after-the-fact"
+    return bool(tags.get(c.MLFLOW_PARENT_RUN_ID)) and (
+        tags.get(c.TAG_UNMETERED_REASON) == c.UNMETERED_AFTER_THE_FACT
     )
 
 
@@ -326,7 +353,6 @@ def _unmetered(
 ) -> list[dict[str, Any]]:
     row.update(
         metering="unmetered",
-        energy_is_estimate=False,
         energy_kwh=None,
         pue=None,
         facility_energy_kwh=None,
@@ -336,20 +362,19 @@ def _unmetered(
         return []
     if info.end_time is None:
         return []
-    duration_s = max(0.0, (info.end_time - info.start_time) / 1000.0)
-    energy_kwh = config.unmetered_power_w * duration_s / 3.6e6
+    duration_s = max(0.0, (info.end_time - info.start_time) / c.MS_PER_S)
+    energy_kwh = c.energy_kwh_at(config.unmetered_power_w, duration_s)
     row.update(
-        energy_is_estimate=True,
         duration_s=duration_s,
         energy_kwh=energy_kwh,
         pue=config.unmetered_pue,
         facility_energy_kwh=energy_kwh * config.unmetered_pue,
         avg_power_w=config.unmetered_power_w,
-        methods=f"machine={ESTIMATE_METHOD}",
+        methods=f"{c.MACHINE}={ESTIMATE_METHOD}",
     )
     return [
         {
-            "component": "machine",
+            "component": c.MACHINE,
             "energy_kwh": energy_kwh,
             "method": ESTIMATE_METHOD,
             "is_estimate": True,

@@ -2,8 +2,9 @@
 
 Modules: ``factors`` (the ``GridFactor``/``PueFactor``/``Location`` types and public
 constants), ``tables`` (the shipped data, loaded lazily and cached), ``cloud`` (cloud region
-names, aliases and environment detection), ``resolve`` (the resolution rules), ``live`` (the
-optional Electricity Maps live provider) and ``estimate`` (ML-CO2-Impact-style estimates from
+names, aliases and environment detection), ``resolve`` (the resolution rules), ``place``
+(the one place resolver every surface calls), ``live`` (the optional Electricity Maps live
+provider) and ``estimate`` (ML-CO2-Impact-style estimates from
 rated power). The shipped data's sources and licences are in ``ATTRIBUTION`` and
 ``carbonledger/intensity/data/ATTRIBUTION.md``; see docs/intensity.md.
 """
@@ -19,6 +20,15 @@ from carbonledger.intensity.factors import (
     GridFactor,
     Location,
     PueFactor,
+)
+from carbonledger.intensity.place import (
+    Place,
+    command_line_place,
+    configured_zone,
+    ledger_zone,
+    normalize_location,
+    resolve_place,
+    zone_of_tags,
 )
 from carbonledger.intensity.resolve import (
     detect_location,
@@ -38,12 +48,19 @@ __all__ = [
     "WORLD_AVERAGE_G_PER_KWH",
     "GridFactor",
     "Location",
+    "Place",
     "PueFactor",
+    "command_line_place",
+    "configured_zone",
     "detect_location",
     "known_countries",
     "known_regions",
     "known_zones",
+    "ledger_zone",
+    "normalize_location",
     "resolve_intensity",
+    "resolve_place",
     "resolve_pue",
     "yearly_factors",
+    "zone_of_tags",
 ]

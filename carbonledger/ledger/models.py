@@ -121,8 +121,15 @@ class ModelVersion(Base):
 class Run(Base):
     """One MLflow run (training, inference window run, or estimate) with its activity data.
 
-    ``energy_kwh``/``pue``/``facility_energy_kwh`` are activity data; ``plugin_*`` columns keep
-    the plugin's own figures beside the ledger's recomputation (``run_co2e`` view).
+    ``energy_kwh``/``facility_energy_kwh`` are the run's **exclusive** energy: MLflow's figure
+    of a parent run includes its nested children (the plugin's totals are inclusive), so the
+    ETL subtracts the children's and keeps MLflow's figure in ``inclusive_*``; any sum over
+    runs counts each kWh once. ``estimated_energy_kwh`` is the exclusive energy of the
+    components measured by an estimate. Team and model: ``own_*`` come from the run's own tags,
+    ``fallback_*`` from its experiment and the mapping rules, and ``team``/``model_name`` are
+    what the run is charged to (own tags, else the nearest tagged ancestor's, else the
+    fallback; see ``carbonledger.etl.attribution``). ``plugin_*`` columns keep the plugin's
+    own figures beside the ledger's recomputation (``run_co2e`` view).
     """
 
     __tablename__ = "runs"
@@ -156,6 +163,12 @@ class Run(Base):
     team: Mapped[str] = mapped_column(String(200), default="unassigned")
     team_rule: Mapped[str | None] = mapped_column(String(64))
     model_name: Mapped[str | None] = mapped_column(String(500))
+    model_rule: Mapped[str | None] = mapped_column(String(64))
+    own_team: Mapped[str | None] = mapped_column(String(200))
+    own_model_name: Mapped[str | None] = mapped_column(String(500))
+    fallback_team: Mapped[str | None] = mapped_column(String(200))
+    fallback_team_rule: Mapped[str | None] = mapped_column(String(64))
+    fallback_model_name: Mapped[str | None] = mapped_column(String(500))
     # hardware and location
     gpu_model: Mapped[str | None] = mapped_column(String(200))
     gpu_count: Mapped[int | None] = mapped_column(Integer)
@@ -171,11 +184,14 @@ class Run(Base):
     grid_zone: Mapped[str | None] = mapped_column(String(64))
     # activity data
     metering: Mapped[str] = mapped_column(String(16), default="metered")
-    energy_is_estimate: Mapped[bool] = mapped_column(Boolean, default=False)
+    any_component_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     duration_s: Mapped[float | None] = mapped_column(Double)
     energy_kwh: Mapped[float | None] = mapped_column(Double)
+    estimated_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    inclusive_energy_kwh: Mapped[float | None] = mapped_column(Double)
     pue: Mapped[float | None] = mapped_column(Double)
     facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    inclusive_facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
     avg_power_w: Mapped[float | None] = mapped_column(Double)
     peak_power_w: Mapped[float | None] = mapped_column(Double)
     # the plugin's own figures, kept beside the ledger's recomputation
@@ -188,13 +204,18 @@ class Run(Base):
 
 
 class RunEnergy(Base):
-    """Energy of one component of a run, with the method that produced it."""
+    """Energy of one component of a run, with the method that produced it.
+
+    ``energy_kwh`` is exclusive of nested children (like ``runs.energy_kwh``);
+    ``inclusive_energy_kwh`` is the figure MLflow holds.
+    """
 
     __tablename__ = "run_energy"
 
     run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     component: Mapped[str] = mapped_column(String(16), primary_key=True)  # gpu|cpu|ram|machine
     energy_kwh: Mapped[float] = mapped_column(Double)
+    inclusive_energy_kwh: Mapped[float | None] = mapped_column(Double)
     method: Mapped[str | None] = mapped_column(String(64))
     is_estimate: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -236,6 +257,8 @@ class InferenceWindow(Base):
     ``active_energy_kwh + idle_energy_kwh``: idle energy is charged to the versions a process
     hosts by time share, active energy by request share. CO2e is recomputed by the
     ``inference_co2e`` view from the current emission factors, like ``run_co2e``.
+    ``estimated_energy_kwh`` is the part of ``energy_kwh`` that an estimate produced (all of
+    it for windows estimated from request counts; the estimated components of a metered one).
     """
 
     __tablename__ = "inference_windows"
@@ -264,12 +287,15 @@ class InferenceWindow(Base):
     latency_p95_ms: Mapped[float | None] = mapped_column(Double)
     latency_p99_ms: Mapped[float | None] = mapped_column(Double)
     metering: Mapped[str] = mapped_column(String(16), default="metered", server_default="metered")
-    energy_is_estimate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    any_component_estimated: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     methods: Mapped[str | None] = mapped_column(String(500))
     gpu_energy_kwh: Mapped[float | None] = mapped_column(Double)
     cpu_energy_kwh: Mapped[float | None] = mapped_column(Double)
     ram_energy_kwh: Mapped[float | None] = mapped_column(Double)
     energy_kwh: Mapped[float] = mapped_column(Double)
+    estimated_energy_kwh: Mapped[float | None] = mapped_column(Double)
     active_energy_kwh: Mapped[float | None] = mapped_column(Double)
     idle_energy_kwh: Mapped[float | None] = mapped_column(Double)
     pue: Mapped[float | None] = mapped_column(Double)

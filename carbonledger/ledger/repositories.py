@@ -11,16 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy import Connection, func, insert, select, text
 
 from carbonledger.errors import LedgerError
-from carbonledger.ledger.models import (
-    EmissionFactor,
-    ModelVersion,
-    RegisteredModel,
-    Run,
-    TrackingSource,
-)
+from carbonledger.ledger.models import EmissionFactor, TrackingSource
 
 WORLD_ZONE = "WORLD"
 
@@ -202,19 +196,12 @@ def known_zones(conn: Connection) -> frozenset[str]:
 
 
 def lifecycle_runs(conn: Connection, *, model_name: str) -> list[str]:
-    """Run ids that worked toward a registered model (its lifecycle).
-
-    The runs that produced its versions and the runs tagged ``carbon.model_name``, failed
-    runs and sweeps included.
-    """
-    produced = (
-        select(ModelVersion.run_id)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.registered_model_id)
-        .where(RegisteredModel.name == model_name, ModelVersion.run_id.is_not(None))
-    )
+    """Run ids of a registered model's lifecycle (``v_lifecycle_runs``), oldest first."""
     rows = conn.execute(
-        select(Run.run_id)
-        .where(or_(Run.model_name == model_name, Run.run_id.in_(produced)))
-        .order_by(Run.start_time)
+        text(
+            "SELECT r.run_id FROM v_lifecycle_runs lr JOIN runs r ON r.id = lr.run_pk "
+            "WHERE lr.model_name = :model ORDER BY r.start_time, r.run_id"
+        ),
+        {"model": model_name},
     )
     return [r[0] for r in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carbonledger.ledger.models import Base, InferenceWindow, Run, Timestamp
@@ -21,24 +21,32 @@ Index("ix_inference_windows_window_start", InferenceWindow.window_start)
 
 
 class RollupTeamMonth(Base):
-    """CO2e per team, month, activity (training/inference) and measured-or-estimated."""
+    """CO2e per team, month and activity (training/inference), with its estimated part.
+
+    ``estimated_*`` is the share of the figures that rests on estimated components, weighted
+    by energy (a run's measured GPU energy stays measured when its RAM is estimated);
+    ``records_with_estimates`` counts the records with at least one estimated component.
+    """
 
     __tablename__ = "rollup_team_month"
 
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     team: Mapped[str] = mapped_column(String(200), primary_key=True)
     activity: Mapped[str] = mapped_column(String(16), primary_key=True)
-    is_estimate: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     records: Mapped[int] = mapped_column(BigInteger)
+    records_with_estimates: Mapped[int] = mapped_column(BigInteger)
     requests: Mapped[int] = mapped_column(BigInteger)
     energy_kwh: Mapped[float] = mapped_column(Double)
     facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    estimated_facility_energy_kwh: Mapped[float] = mapped_column(Double)
     co2e_location_kg: Mapped[float] = mapped_column(Double)
     co2e_market_kg: Mapped[float] = mapped_column(Double)
+    estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
+    estimated_co2e_market_kg: Mapped[float] = mapped_column(Double)
 
 
 class RollupModelMonth(Base):
-    """Training CO2e per registered model (lifecycle runs), team and month."""
+    """Training CO2e per registered model (``v_lifecycle_runs``), team and month."""
 
     __tablename__ = "rollup_model_month"
 
@@ -46,10 +54,10 @@ class RollupModelMonth(Base):
     team: Mapped[str] = mapped_column(String(200), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     runs: Mapped[int] = mapped_column(BigInteger)
-    estimated_runs: Mapped[int] = mapped_column(BigInteger)
     facility_energy_kwh: Mapped[float] = mapped_column(Double)
     co2e_location_kg: Mapped[float] = mapped_column(Double)
     co2e_market_kg: Mapped[float] = mapped_column(Double)
+    estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
 
 
 class RollupInferenceDaily(Base):
@@ -69,6 +77,7 @@ class RollupInferenceDaily(Base):
     facility_energy_kwh: Mapped[float] = mapped_column(Double)
     co2e_location_kg: Mapped[float] = mapped_column(Double)
     co2e_market_kg: Mapped[float] = mapped_column(Double)
+    estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
 
 
 class RollupScope2Month(Base):

@@ -61,7 +61,7 @@ def frame(engine: Engine, sql: str, **params: Any) -> pd.DataFrame:
     Raises:
         ReportingError: a filter value holds a NUL character (no ledger text can contain one).
     """
-    _check_params(params)
+    check_params(params)
     stmt = text(sql)
     lists = [k for k, v in params.items() if isinstance(v, list | tuple)]
     if lists:
@@ -77,12 +77,13 @@ def scalar(engine: Engine, sql: str, **params: Any) -> Any:
     Raises:
         ReportingError: a filter value holds a NUL character.
     """
-    _check_params(params)
+    check_params(params)
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
 
 
-def _check_params(params: dict[str, Any]) -> None:
+def check_params(params: dict[str, Any]) -> None:
+    """Refuse filter values the ledger cannot hold (a NUL character), naming the filter."""
     # PostgreSQL refuses NUL in text parameters with a driver error; say what to fix instead.
     for name, value in params.items():
         values = value if isinstance(value, list | tuple) else (value,)

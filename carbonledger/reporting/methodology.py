@@ -43,7 +43,7 @@ class EstimateCounts:
     """How many figures of the period rest on estimates or defaults."""
 
     runs: int
-    estimated_runs: int
+    runs_with_estimates: int
     unmetered_runs: int
     world_default_runs: int
     market_fallback_runs: int
@@ -93,7 +93,11 @@ def estimate_counts(engine: Engine, *, period: Period, team: str | None = None) 
         team=team,
     ).iloc[0]
     return EstimateCounts(
-        t.training_runs, t.estimated_runs, int(row.unmetered), int(row.world), int(row.fallback)
+        t.training_runs,
+        t.runs_with_estimates,
+        int(row.unmetered),
+        int(row.world),
+        int(row.fallback),
     )
 
 

@@ -31,12 +31,12 @@ class Totals:
     measured_co2e_location_kg: float
     estimated_co2e_location_kg: float
     training_runs: int
-    estimated_runs: int
+    runs_with_estimates: int
     inference_requests: int
 
     @property
     def estimated_share(self) -> float:
-        """Share (0..1) of location-based CO2e that comes from estimated energy."""
+        """Share (0..1) of location-based CO2e from estimated components (energy-weighted)."""
         return _share(self.estimated_co2e_location_kg, self.co2e_location_kg)
 
     @property
@@ -81,29 +81,31 @@ def totals(engine: Engine, *, period: Period, team: str | None = None) -> Totals
     """Totals of the period for the organisation, or one team."""
     df = frame(
         engine,
-        "SELECT activity, is_estimate, SUM(records) AS records, "
+        "SELECT activity, SUM(records) AS records, "
+        "SUM(records_with_estimates) AS records_with_estimates, "
         "CAST(SUM(requests) AS BIGINT) AS requests, "
         "SUM(facility_energy_kwh) AS facility_energy_kwh, "
-        "SUM(co2e_location_kg) AS co2e_location_kg, SUM(co2e_market_kg) AS co2e_market_kg "
+        "SUM(co2e_location_kg) AS co2e_location_kg, SUM(co2e_market_kg) AS co2e_market_kg, "
+        "SUM(estimated_co2e_location_kg) AS estimated_co2e_location_kg "
         f"FROM rollup_team_month WHERE month >= :first AND month <= :last AND {_TEAM} "
-        "GROUP BY activity, is_estimate",
+        "GROUP BY activity",
         **_window(period, team),
     )
     if df.empty:
         return Totals(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0)
-    df["is_estimate"] = df["is_estimate"].astype(bool)
     training = df[df.activity == "training"]
-    estimated = df[df.is_estimate]
+    location = float(df.co2e_location_kg.sum())
+    estimated = float(df.estimated_co2e_location_kg.sum())
     return Totals(
-        co2e_location_kg=float(df.co2e_location_kg.sum()),
+        co2e_location_kg=location,
         co2e_market_kg=float(df.co2e_market_kg.sum()),
         facility_energy_kwh=float(df.facility_energy_kwh.sum()),
         training_co2e_location_kg=float(training.co2e_location_kg.sum()),
         inference_co2e_location_kg=float(df[df.activity == "inference"].co2e_location_kg.sum()),
-        measured_co2e_location_kg=float(df[~df.is_estimate].co2e_location_kg.sum()),
-        estimated_co2e_location_kg=float(estimated.co2e_location_kg.sum()),
+        measured_co2e_location_kg=location - estimated,
+        estimated_co2e_location_kg=estimated,
         training_runs=int(training.records.sum()),
-        estimated_runs=int(estimated[estimated.activity == "training"].records.sum()),
+        runs_with_estimates=int(training.records_with_estimates.sum()),
         inference_requests=int(df.requests.sum()),
     )
 
@@ -130,8 +132,7 @@ def by_team(engine: Engine, *, period: Period) -> pd.DataFrame:
         "AS training_co2e_location_kg, "
         "SUM(CASE WHEN activity = 'inference' THEN co2e_location_kg ELSE 0 END) "
         "AS inference_co2e_location_kg, "
-        "SUM(CASE WHEN is_estimate THEN co2e_location_kg ELSE 0 END) "
-        "AS estimated_co2e_location_kg, "
+        "SUM(estimated_co2e_location_kg) AS estimated_co2e_location_kg, "
         "SUM(CASE WHEN activity = 'training' THEN records ELSE 0 END) AS training_runs, "
         "SUM(facility_energy_kwh) AS facility_energy_kwh "
         "FROM rollup_team_month WHERE month >= :first AND month <= :last "
@@ -191,7 +192,7 @@ def top_runs(
     return frame(
         engine,
         "SELECT run_id, run_name, team, model_name, start_time, facility_energy_kwh, "
-        "co2e_location_kg, co2e_market_kg, energy_is_estimate FROM v_run_emissions "
+        "co2e_location_kg, co2e_market_kg, estimated_co2e_location_kg FROM v_run_emissions "
         "WHERE kind <> 'inference' AND start_time >= :start AND start_time < :end "
         f"AND {_TEAM} AND co2e_location_kg IS NOT NULL "
         "ORDER BY co2e_location_kg DESC LIMIT :limit",

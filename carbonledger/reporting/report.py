@@ -91,7 +91,8 @@ def _header(report: Report) -> list[str]:
     ]
     if e is not None:
         lines.append(
-            f"Training runs: {e.runs}; with estimated energy: {e.estimated_runs}; unmetered: "
+            f"Training runs: {e.runs}; with an estimated component: {e.runs_with_estimates}; "
+            "unmetered: "
             f"{e.unmetered_runs}; at the world-default intensity: {e.world_default_runs}; "
             f"market-based falling back to location-based: {e.market_fallback_runs}."
         )

@@ -2,9 +2,10 @@
 
 The rollups (``carbonledger.ledger.rollup_models``) are the views' figures pre-aggregated by
 month or day, so a page reads thousands of rows, not millions. A refresh recomputes only the
-months touched since the last one: months of runs loaded or updated since the watermark
-(``runs.loaded_at``), months of runs that became a model version's source, and days of new
-inference windows. A new or restated emission factor changes every figure: full rebuild.
+months touched since the last one: months of runs loaded, updated or re-attributed since the
+watermark (``runs.loaded_at``), months of runs that joined a model's lifecycle through a new
+version (lineage), and months of new inference windows. A new or restated emission factor
+changes every figure: full rebuild.
 """
 
 from __future__ import annotations
@@ -21,92 +22,86 @@ from carbonledger.reporting.periods import month_start, next_month_start
 log = logging.getLogger(__name__)
 
 _TEAM_TRAINING = """
-INSERT INTO rollup_team_month (month, team, activity, is_estimate, records, requests,
-    energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg)
-SELECT month, team, 'training', energy_is_estimate, COUNT(*), 0,
+INSERT INTO rollup_team_month (month, team, activity, records, records_with_estimates,
+    requests, energy_kwh, facility_energy_kwh, estimated_facility_energy_kwh, co2e_location_kg,
+    co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg)
+SELECT month, team, 'training', COUNT(*),
+       SUM(CASE WHEN any_component_estimated THEN 1 ELSE 0 END), 0,
        COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
-       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0)
+       COALESCE(SUM(estimated_facility_energy_kwh), 0),
+       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
+       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0)
 FROM v_run_emissions WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
-GROUP BY month, team, energy_is_estimate
+GROUP BY month, team
 """
 
 _TEAM_INFERENCE = """
-INSERT INTO rollup_team_month (month, team, activity, is_estimate, records, requests,
-    energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg)
-SELECT month, team, 'inference', energy_is_estimate, COALESCE(SUM(windows), 0),
+INSERT INTO rollup_team_month (month, team, activity, records, records_with_estimates,
+    requests, energy_kwh, facility_energy_kwh, estimated_facility_energy_kwh, co2e_location_kg,
+    co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg)
+SELECT month, team, 'inference', COALESCE(SUM(windows), 0),
+       SUM(CASE WHEN estimated_facility_energy_kwh > 0 THEN windows ELSE 0 END),
        COALESCE(SUM(requests), 0), COALESCE(SUM(energy_kwh), 0),
-       COALESCE(SUM(facility_energy_kwh), 0), COALESCE(SUM(co2e_location_kg), 0),
-       COALESCE(SUM(co2e_market_kg), 0)
+       COALESCE(SUM(facility_energy_kwh), 0), COALESCE(SUM(estimated_facility_energy_kwh), 0),
+       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
+       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0)
 FROM v_inference_daily WHERE {months}
-GROUP BY month, team, energy_is_estimate
+GROUP BY month, team
 """
 
+# The training runs of each model come from v_lifecycle_runs, the one lifecycle definition.
 _MODEL_MONTH = """
-INSERT INTO rollup_model_month (model_name, team, month, runs, estimated_runs,
-    facility_energy_kwh, co2e_location_kg, co2e_market_kg)
-WITH lr AS (
-    SELECT model_name, run_pk FROM v_run_emissions
-    WHERE model_name IS NOT NULL AND kind <> 'inference' AND {runs}
-    UNION
-    SELECT rm.name, v_run_emissions.run_pk FROM model_versions mv
-    JOIN registered_models rm ON rm.id = mv.registered_model_id
-    JOIN v_run_emissions ON v_run_emissions.run_id = mv.run_id
-        AND v_run_emissions.source_id = rm.source_id
-    WHERE v_run_emissions.kind <> 'inference' AND {runs}
-)
+INSERT INTO rollup_model_month (model_name, team, month, runs, facility_energy_kwh,
+    co2e_location_kg, co2e_market_kg, estimated_co2e_location_kg)
 SELECT lr.model_name, e.team, e.month, COUNT(*),
-       SUM(CASE WHEN e.energy_is_estimate THEN 1 ELSE 0 END),
        COALESCE(SUM(e.facility_energy_kwh), 0), COALESCE(SUM(e.co2e_location_kg), 0),
-       COALESCE(SUM(e.co2e_market_kg), 0)
-FROM lr JOIN v_run_emissions e ON e.run_pk = lr.run_pk
-WHERE e.month IS NOT NULL
+       COALESCE(SUM(e.co2e_market_kg), 0), COALESCE(SUM(e.estimated_co2e_location_kg), 0)
+FROM v_lifecycle_runs lr JOIN v_run_emissions e ON e.run_pk = lr.run_pk
+WHERE e.month IS NOT NULL AND {runs}
 GROUP BY lr.model_name, e.team, e.month
 """
 
 _INFERENCE_DAILY = """
 INSERT INTO rollup_inference_daily (day, model_name, model_version, team, month, windows,
-    requests, energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg)
+    requests, energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg,
+    estimated_co2e_location_kg)
 SELECT day, model_name, model_version, team, month, SUM(windows), COALESCE(SUM(requests), 0),
        COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
-       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0)
+       COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
+       COALESCE(SUM(estimated_co2e_location_kg), 0)
 FROM v_inference_daily WHERE {months}
 GROUP BY day, model_name, model_version, team, month
 """
 
+# v_scope2 pre-aggregated, with the count of unmetered training runs per group.
 _SCOPE2 = """
 INSERT INTO rollup_scope2_month (month, activity, team, zone, factor_year, records,
     unmetered_records, facility_energy_kwh, location_intensity_g_per_kwh,
     location_factor_source, location_factor_version, co2e_location_kg,
     market_intensity_g_per_kwh, market_factor_source, market_instrument,
     market_is_location_fallback, co2e_market_kg)
-SELECT e.month, 'training', e.team, e.zone, e.factor_year, COUNT(*),
-       SUM(CASE WHEN e.metering = 'unmetered' THEN 1 ELSE 0 END),
-       COALESCE(SUM(e.facility_energy_kwh), 0), e.location_intensity_g_per_kwh,
-       e.location_factor_source, e.location_factor_version, COALESCE(SUM(e.co2e_location_kg), 0),
-       e.market_intensity_g_per_kwh, mkt.source, mkt.instrument, e.market_is_location_fallback,
-       COALESCE(SUM(e.co2e_market_kg), 0)
-FROM v_run_emissions e
-LEFT JOIN current_emission_factors mkt
-    ON mkt.zone = e.zone AND mkt.year = e.activity_year AND mkt.basis = 'market'
-WHERE e.kind <> 'inference' AND e.month IS NOT NULL AND {runs}
-GROUP BY e.month, e.team, e.zone, e.factor_year, e.location_intensity_g_per_kwh,
-         e.location_factor_source, e.location_factor_version, e.market_intensity_g_per_kwh,
-         mkt.source, mkt.instrument, e.market_is_location_fallback
+SELECT month, 'training', team, zone, factor_year, COUNT(*),
+       SUM(CASE WHEN metering = 'unmetered' THEN 1 ELSE 0 END),
+       COALESCE(SUM(facility_energy_kwh), 0), location_intensity_g_per_kwh,
+       location_factor_source, location_factor_version, COALESCE(SUM(co2e_location_kg), 0),
+       market_intensity_g_per_kwh, market_factor_source, market_instrument,
+       market_is_location_fallback, COALESCE(SUM(co2e_market_kg), 0)
+FROM v_run_emissions
+WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
+GROUP BY month, team, zone, factor_year, location_intensity_g_per_kwh,
+         location_factor_source, location_factor_version, market_intensity_g_per_kwh,
+         market_factor_source, market_instrument, market_is_location_fallback
 UNION ALL
-SELECT d.month, 'inference', d.team, d.zone, d.factor_year, SUM(d.windows), 0,
-       COALESCE(SUM(d.facility_energy_kwh), 0), d.location_intensity_g_per_kwh,
-       d.location_factor_source, loc.version, COALESCE(SUM(d.co2e_location_kg), 0),
-       d.market_intensity_g_per_kwh, mkt.source, mkt.instrument, d.market_is_location_fallback,
-       COALESCE(SUM(d.co2e_market_kg), 0)
-FROM v_inference_daily d
-LEFT JOIN current_emission_factors loc
-    ON loc.zone = d.zone AND loc.year = d.factor_year AND loc.basis = 'location'
-LEFT JOIN current_emission_factors mkt
-    ON mkt.zone = d.zone AND mkt.year = d.activity_year AND mkt.basis = 'market'
+SELECT month, 'inference', team, zone, factor_year, SUM(windows), 0,
+       COALESCE(SUM(facility_energy_kwh), 0), location_intensity_g_per_kwh,
+       location_factor_source, location_factor_version, COALESCE(SUM(co2e_location_kg), 0),
+       market_intensity_g_per_kwh, market_factor_source, market_instrument,
+       market_is_location_fallback, COALESCE(SUM(co2e_market_kg), 0)
+FROM v_inference_daily
 WHERE {months}
-GROUP BY d.month, d.team, d.zone, d.factor_year, d.location_intensity_g_per_kwh,
-         d.location_factor_source, loc.version, d.market_intensity_g_per_kwh, mkt.source,
-         mkt.instrument, d.market_is_location_fallback
+GROUP BY month, team, zone, factor_year, location_intensity_g_per_kwh,
+         location_factor_source, location_factor_version, market_intensity_g_per_kwh,
+         market_factor_source, market_instrument, market_is_location_fallback
 """
 
 ROLLUP_TABLES = (
@@ -209,10 +204,13 @@ def _dirty_months(conn: Connection, dialect: str, state: Any) -> set[str]:
     else:
         rows = conn.execute(text(f"SELECT DISTINCT {month_sql(dialect, 'start_time')} FROM runs"))
     months.update(r[0] for r in rows if r[0])
+    # A new version adds its run and every run nested under it to the model's lifecycle.
     rows = conn.execute(
         text(
-            f"SELECT DISTINCT {month_sql(dialect, 'r.start_time')} FROM model_versions mv "
-            "JOIN runs r ON r.run_id = mv.run_id WHERE mv.id > :mark"
+            f"SELECT DISTINCT {month_sql(dialect, 'r.start_time')} FROM v_lifecycle_runs lr "
+            "JOIN runs r ON r.id = lr.run_pk WHERE lr.via = 'lineage' AND lr.model_name IN "
+            "(SELECT rm.name FROM model_versions mv JOIN registered_models rm "
+            "ON rm.id = mv.registered_model_id WHERE mv.id > :mark)"
         ),
         {"mark": versions_mark or 0},
     )
@@ -254,12 +252,10 @@ def _recompute(conn: Connection, months: list[str]) -> None:
 def _insert(conn: Connection, *, runs: str, months: str, params: dict[str, Any]) -> None:
     conn.execute(text(_TEAM_TRAINING.format(runs=runs)), params)
     conn.execute(text(_TEAM_INFERENCE.format(months=months)), params)
-    model_runs = runs.replace("start_time", "v_run_emissions.start_time")
+    model_runs = runs.replace("start_time", "e.start_time")
     conn.execute(text(_MODEL_MONTH.format(runs=model_runs)), params)
     conn.execute(text(_INFERENCE_DAILY.format(months=months)), params)
-    scope2_runs = runs.replace("start_time", "e.start_time")
-    scope2_months = months.replace("month", "d.month")
-    conn.execute(text(_SCOPE2.format(runs=scope2_runs, months=scope2_months)), params)
+    conn.execute(text(_SCOPE2.format(runs=runs, months=months)), params)
 
 
 def _write_state(conn: Connection, exists: bool, marks: dict[str, Any]) -> None:
@@ -283,46 +279,3 @@ def _write_state(conn: Connection, exists: bool, marks: dict[str, Any]) -> None:
             ),
             params,
         )
-
-
-def store_run_metrics(conn: Connection, source_id: int, runs: list[Any]) -> int:
-    """Upsert the latest non-carbon metrics of MLflow runs (one search_runs page).
-
-    The Efficiency page plots them (accuracy, loss, ...) against each run's CO2e.
-    """
-    rows = []
-    for run in runs:
-        objs = {m.key: m for m in getattr(run.data, "_metric_objs", [])}
-        for key, value in run.data.metrics.items():
-            if key.startswith("carbon/") or len(key) > 250:
-                continue
-            obj = objs.get(key)
-            rows.append(
-                {
-                    "source_id": source_id,
-                    "run_id": run.info.run_id,
-                    "key": key,
-                    "value": float(value) if value == value else None,  # NaN -> NULL
-                    "step": getattr(obj, "step", None),
-                    "timestamp_ms": getattr(obj, "timestamp", None),
-                }
-            )
-    if not rows:
-        return 0
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    from carbonledger.ledger.rollup_models import RunMetric
-
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    for i in range(0, len(rows), 1000):  # stay under SQLite's bound-parameter limit
-        stmt = dialect.insert(RunMetric).values(rows[i : i + 1000])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["source_id", "run_id", "key"],
-            set_={
-                "value": stmt.excluded.value,
-                "step": stmt.excluded.step,
-                "timestamp_ms": stmt.excluded.timestamp_ms,
-            },
-        )
-        conn.execute(stmt)
-    return len(rows)

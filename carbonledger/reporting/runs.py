@@ -13,8 +13,9 @@ from carbonledger.reporting.periods import Period
 
 RUN_COLUMNS = (
     "run_id, run_name, experiment_id, team, model_name, kind, status, start_time, "
-    "duration_s, metering, energy_is_estimate, facility_energy_kwh, zone, "
-    "co2e_location_kg, co2e_market_kg, gpu_model, gpu_count"
+    "duration_s, metering, any_component_estimated, facility_energy_kwh, "
+    "inclusive_facility_energy_kwh, zone, co2e_location_kg, co2e_market_kg, "
+    "estimated_co2e_location_kg, inclusive_co2e_location_kg, gpu_model, gpu_count"
 )
 _FILTERS = (
     "start_time >= :start AND start_time < :end "
@@ -67,7 +68,11 @@ def runs_table(
 
 
 def run_detail(engine: Engine, *, run_id: str) -> dict[str, Any] | None:
-    """One run: hardware, methods, energy by component, intensity source, MLflow link."""
+    """One run: hardware, methods, energy by component, intensity source, MLflow link.
+
+    ``inclusive_*`` figures are the run's as MLflow holds them (a parent's include its nested
+    runs, ``nested_runs`` of them); the plain ones are its exclusive part.
+    """
     pk = frame(engine, "SELECT MIN(id) AS pk FROM runs WHERE run_id = :run_id", run_id=run_id)
     if pk.empty or pk.pk.iloc[0] is None or pk.pk.isna().iloc[0]:
         return None
@@ -89,9 +94,19 @@ def run_detail(engine: Engine, *, run_id: str) -> dict[str, Any] | None:
     row["mlflow_url"] = mlflow_run_url(uri, str(row["experiment_id"]), run_id)
     row["energy"] = frame(
         engine,
-        "SELECT component, energy_kwh, method, is_estimate FROM run_energy "
-        "WHERE run_pk = :pk ORDER BY component",
+        "SELECT component, energy_kwh, inclusive_energy_kwh, method, is_estimate "
+        "FROM run_energy WHERE run_pk = :pk ORDER BY component",
         pk=int(row["run_pk"]),
+    )
+    # A parent's MLflow figure includes its nested runs: shown alone, the run shows that
+    # inclusive figure; its own (exclusive) part is what sums over runs use.
+    row["nested_runs"] = int(
+        frame(
+            engine,
+            "SELECT COUNT(*) AS n FROM runs WHERE source_id = :source AND parent_run_id = :run",
+            source=int(row["source_id"]),
+            run=run_id,
+        ).n.iloc[0]
     )
     return row
 

@@ -110,7 +110,8 @@ def test_runs_page_detail(app_ledger: Engine) -> None:
     run_id = at.main.selectbox[1].value
     with app_ledger.connect() as conn:
         kg = conn.execute(
-            text("SELECT co2e_location_kg FROM v_run_emissions WHERE run_id = :r"), {"r": run_id}
+            text("SELECT inclusive_co2e_location_kg FROM v_run_emissions WHERE run_id = :r"),
+            {"r": run_id},
         ).scalar_one()
     assert _metrics(at)["Run CO2e location-based"] == _kg(kg)
     assert at.get("link_button"), "no link back to the MLflow run"
@@ -144,9 +145,12 @@ def test_methodology_page(app_ledger: Engine) -> None:
     at = _open("methodology")
     with app_ledger.connect() as conn:
         est, total = conn.execute(
-            text("SELECT SUM(CASE WHEN energy_is_estimate THEN 1 ELSE 0 END), COUNT(*) FROM runs")
+            text(
+                "SELECT SUM(CASE WHEN any_component_estimated THEN 1 ELSE 0 END), COUNT(*) "
+                "FROM runs"
+            )
         ).one()
-    assert _metrics(at)["Runs with estimated energy"] == f"{est} of {total}"
+    assert _metrics(at)["Runs with an estimated component"] == f"{est} of {total}"
     assert any("ODbL" in m.value for m in at.markdown)
 
 

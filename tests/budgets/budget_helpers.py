@@ -52,7 +52,7 @@ def add_run(
             end_time=start,
             activity_year=start.year,
             metering="metered",
-            energy_is_estimate=False,
+            any_component_estimated=False,
             energy_kwh=facility_kwh,
             pue=1.0,
             facility_energy_kwh=facility_kwh,

@@ -25,7 +25,7 @@ def test_a_run_without_plugin_data_is_kept_as_unmetered(
 
     summary = run_etl(ledger, mlflow_uris=[mlflow_uri])[0]
 
-    run = one(ledger, "SELECT metering, energy_kwh, energy_is_estimate FROM runs")
+    run = one(ledger, "SELECT metering, energy_kwh, any_component_estimated FROM runs")
     assert summary.loaded == 1 and sum(summary.quarantined.values()) == 0
     assert tuple(run) == ("unmetered", None, False)
     co2e = one(ledger, "SELECT co2e_location_kg FROM run_co2e")
@@ -43,7 +43,7 @@ def test_unmetered_runs_are_estimated_from_duration_and_configured_power(
     run_etl(ledger, mlflow_uris=[mlflow_uri])
 
     run = one(ledger, "SELECT * FROM runs")
-    assert run.metering == "unmetered" and run.energy_is_estimate
+    assert run.metering == "unmetered" and run.any_component_estimated
     assert run.energy_kwh == pytest.approx(1.0)  # 500 W x 2 h
     energy = one(ledger, "SELECT component, method, is_estimate FROM run_energy")
     assert tuple(energy) == ("machine", "duration-x-configured-power", True)

@@ -52,7 +52,7 @@ def test_bloom_deployment_worked_example_through_the_ledger(
     assert out.exit_code == 0, out.output
     assert "loaded 1, updated 0 windows (0 estimated" in out.output
     [v] = rows(ledger, "SELECT * FROM inference_co2e")
-    assert v.metering == "imported" and not v.energy_is_estimate
+    assert v.metering == "imported" and not v.any_component_estimated
     assert v.wh_per_request == pytest.approx(3.96, abs=0.005)
     assert v.co2e_location_g_per_request == pytest.approx(1.56, abs=0.005)
     assert v.co2e_location_kg == pytest.approx(914 * 0.394)
@@ -80,11 +80,11 @@ def test_rows_without_energy_are_estimated_from_wh_per_request_and_flagged(
 
     assert out.exit_code == 0, out.output
     first, second = rows(ledger, "SELECT * FROM inference_windows ORDER BY window_start")
-    assert first.energy_kwh == pytest.approx(5.0) and first.energy_is_estimate
+    assert first.energy_kwh == pytest.approx(5.0) and first.any_component_estimated
     assert first.methods == "requests-x-bench-wh:0.5" and first.team == "search"
     assert first.facility_energy_kwh == pytest.approx(5.5)
     assert str(first.window_end)[:10] == "2024-06-02"  # one day by default
-    assert second.energy_kwh == pytest.approx(5.0) and not second.energy_is_estimate
+    assert second.energy_kwh == pytest.approx(5.0) and not second.any_component_estimated
     assert str(second.window_start)[:19] == "2024-06-01 22:00:00"  # stored in UTC
 
     again = cli(
@@ -105,8 +105,10 @@ def test_the_bench_json_gives_the_wh_per_request(
     out = cli("import", "inference", str(usage), "--bench", str(bench), "--ledger-url", ledger_url)
 
     assert out.exit_code == 0, out.output
-    [w] = rows(ledger, "SELECT energy_kwh, energy_is_estimate, grid_zone FROM inference_windows")
-    assert w.energy_kwh == pytest.approx(0.1) and w.energy_is_estimate
+    [w] = rows(
+        ledger, "SELECT energy_kwh, any_component_estimated, grid_zone FROM inference_windows"
+    )
+    assert w.energy_kwh == pytest.approx(0.1) and w.any_component_estimated
     assert w.grid_zone == "DE"  # CARBONLEDGER_GRID_ZONE when the row and --zone have none
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

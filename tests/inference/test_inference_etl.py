@@ -45,7 +45,11 @@ def test_windows_land_in_the_ledger_with_their_version_team_and_energy(
     assert [w.rows for w in windows] == [20, 0, 60]
     w = windows[0]
     assert (w.model_name, w.model_version, w.team, w.grid_zone) == ("fraud", 2, "risk", "DE")
-    assert (w.metering, bool(w.energy_is_estimate), w.activity_year) == ("metered", False, 2024)
+    assert (w.metering, bool(w.any_component_estimated), w.activity_year) == (
+        "metered",
+        False,
+        2024,
+    )
     assert w.energy_kwh == pytest.approx(0.006) and w.pue == pytest.approx(PUE)
     assert w.gpu_energy_kwh == pytest.approx(0.005) and w.cpu_energy_kwh == pytest.approx(0.001)
     assert w.active_energy_kwh + w.idle_energy_kwh == pytest.approx(0.006)

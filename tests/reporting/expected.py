@@ -34,7 +34,8 @@ def rows(engine: Engine) -> list[dict[str, Any]]:
         for r in conn.execute(
             text(
                 "SELECT team, model_name, start_time, activity_year, grid_zone, "
-                "facility_energy_kwh, energy_is_estimate, run_id FROM runs "
+                "facility_energy_kwh, any_component_estimated, run_id, energy_kwh, "
+                "estimated_energy_kwh FROM runs "
                 "WHERE kind <> 'inference'"
             )
         ):
@@ -47,10 +48,16 @@ def rows(engine: Engine) -> list[dict[str, Any]]:
                     "model": r.model_name,
                     "month": _month(r.start_time),
                     "activity": "training",
-                    "estimated": bool(r.energy_is_estimate),
+                    "estimated": bool(r.any_component_estimated),
                     "run_id": r.run_id,
                     "requests": 0,
                     "loc_kg": r.facility_energy_kwh * loc / 1000.0,
+                    # energy-weighted: only the estimated components' share is estimated
+                    "est_kg": r.facility_energy_kwh
+                    * loc
+                    / 1000.0
+                    * (r.estimated_energy_kwh or 0.0)
+                    / r.energy_kwh,
                     "mkt_kg": r.facility_energy_kwh * mkt / 1000.0,
                 }
             )
@@ -73,6 +80,7 @@ def rows(engine: Engine) -> list[dict[str, Any]]:
                     "run_id": None,
                     "requests": w.requests,
                     "loc_kg": w.facility_energy_kwh * loc / 1000.0,
+                    "est_kg": 0.0,
                     "mkt_kg": w.facility_energy_kwh * mkt / 1000.0,
                 }
             )
@@ -86,6 +94,6 @@ def totals(engine: Engine, *, first: str, last: str, team: str | None = None) ->
             sums["loc_kg"] += r["loc_kg"]
             sums["mkt_kg"] += r["mkt_kg"]
             sums[f"{r['activity']}_kg"] += r["loc_kg"]
-            sums["estimated_kg"] += r["loc_kg"] if r["estimated"] else 0.0
+            sums["estimated_kg"] += r["est_kg"]
             sums["runs"] += r["activity"] == "training"
     return dict(sums)
