@@ -184,10 +184,3 @@ def mark_delivery(conn: Connection, *, alert_id: int, ok: bool, detail: str | No
         .values(delivery="sent" if ok else "failed", detail=detail)
     )
 
-
-def alert_history(conn: Connection, *, budget_ids: list[int] | None = None) -> list[Any]:
-    """Recorded alerts, newest first (``budget_ids`` restricts them)."""
-    stmt = select(BudgetAlert).order_by(BudgetAlert.fired_at.desc(), BudgetAlert.id.desc())
-    if budget_ids is not None:
-        stmt = stmt.where(BudgetAlert.budget_id.in_(budget_ids))
-    return list(conn.execute(stmt).all())

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from carbonledger.contract import M_HEARTBEAT_MS, metric_filter
 from carbonledger.errors import EtlError
 from carbonledger.etl.transform import ExperimentInfo
 
 PAGE_SIZE = 10_000
-HEARTBEAT = "metrics.`carbon/heartbeat_ms`"
+HEARTBEAT = metric_filter(M_HEARTBEAT_MS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from carbonledger import contract as c
 from carbonledger.contract import method_is_estimate, parse_methods
 from carbonledger.errors import EtlError
 from carbonledger.etl.load import Loader
@@ -40,22 +41,21 @@ from carbonledger.etl.transform import (
     read_csv_rows,
     to_dt,
 )
-from carbonledger.inference import runs as names
 from carbonledger.ledger import migrate
 from carbonledger.ledger.models import InferenceWindow, Quarantine
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
 
 WINDOW_KEYS = (
-    names.W_REQUESTS,
-    names.W_ROWS,
-    names.W_ERRORS,
-    names.W_WINDOW_S,
-    names.W_BUSY_S,
-    *names.W_COMPONENT.values(),
-    names.W_ACTIVE,
-    names.W_PUE,
-    names.W_INTENSITY,
-    *names.W_LATENCY.values(),
+    c.W_REQUESTS,
+    c.W_ROWS,
+    c.W_ERRORS,
+    c.W_WINDOW_S,
+    c.W_BUSY_S,
+    *c.W_COMPONENT_ENERGY_KWH.values(),
+    c.W_ACTIVE_ENERGY_KWH,
+    c.W_PUE,
+    c.W_INTENSITY_G_PER_KWH,
+    *c.W_LATENCY_MS.values(),
 )
 IMPORT_SOURCE = "inference-import"
 ESTIMATE_METHOD = "requests-x-bench-wh"
@@ -102,7 +102,7 @@ def load_run_windows(
     )
     rows: list[dict[str, Any]] = []
     for run, record in pairs:
-        total = run.data.metrics.get(names.T_WINDOWS)
+        total = run.data.metrics.get(c.W_WINDOWS_TOTAL)
         if not full and total is not None and have.get(run.info.run_id, 0) >= int(total):
             continue
         history = {key: client.get_metric_history(run.info.run_id, key) for key in WINDOW_KEYS}
@@ -122,7 +122,7 @@ def _windows(history: dict[str, list[Any]]) -> dict[int, dict[str, tuple[float, 
     for key, points in history.items():
         for m in points:
             by_step[int(m.step)][key] = (float(m.value), int(m.timestamp))
-    return {s: w for s, w in sorted(by_step.items()) if names.W_REQUESTS in w}
+    return {s: w for s, w in sorted(by_step.items()) if c.W_REQUESTS in w}
 
 
 def _window_row(
@@ -130,16 +130,16 @@ def _window_row(
 ) -> dict[str, Any] | Rejected:
     record_id = f"{run.info.run_id}/window/{step}"
     values = {k: v for k, (v, _) in w.items()}
-    duration = values.get(names.W_WINDOW_S)
-    energy = sum(values.get(k, 0.0) for k in names.W_COMPONENT.values())
-    pue = values.get(names.W_PUE) or record.row.get("pue") or 1.0
+    duration = values.get(c.W_WINDOW_S)
+    energy = sum(values.get(k, 0.0) for k in c.W_COMPONENT_ENERGY_KWH.values())
+    pue = values.get(c.W_PUE) or record.row.get("pue") or 1.0
     try:
         check_values(values)  # the runs' rules: finite and non-negative
         if duration is None or duration <= 0:
-            raise _Reject("missing-field", f"{names.W_WINDOW_S} is missing or zero")
-        if energy * 3.6e6 / duration > MAX_POWER_W or not 1.0 <= pue <= 5.0:
+            raise _Reject("missing-field", f"{c.W_WINDOW_S} is missing or zero")
+        if c.average_power_w(energy, duration) > MAX_POWER_W or not 1.0 <= pue <= 5.0:
             raise _Reject("impossible", f"{energy:g} kWh in {duration:g} s, PUE {pue:g}")
-        start = to_dt(w[names.W_REQUESTS][1], f"{names.W_REQUESTS} timestamp")
+        start = to_dt(w[c.W_REQUESTS][1], f"{c.W_REQUESTS} timestamp")
         assert start is not None
         try:
             window_end = start + timedelta(seconds=duration)
@@ -149,28 +149,28 @@ def _window_row(
     except _Reject as rej:
         payload = json_safe({"run_id": run.info.run_id, "step": step, "metrics": values})
         return Rejected(record_id, rej.reason, f"window {step}: {rej.detail}", payload)
-    active = values.get(names.W_ACTIVE)
-    intensity = values.get(names.W_INTENSITY)
+    active = values.get(c.W_ACTIVE_ENERGY_KWH)
+    intensity = values.get(c.W_INTENSITY_G_PER_KWH)
     methods = parse_methods(record.row.get("methods"))
     estimated = sum(
         values.get(k) or 0.0
-        for comp, k in names.W_COMPONENT.items()
+        for comp, k in c.W_COMPONENT_ENERGY_KWH.items()
         if method_is_estimate(methods.get(comp))
     )
-    latency = {p: values.get(k) for p, k in names.W_LATENCY.items()}
+    latency = {p: values.get(k) for p, k in c.W_LATENCY_MS.items()}
     return {
         "source_id": source_id,
         "run_id": run.info.run_id,
         "model_name": record.row.get("model_name"),
-        "model_version": _int(run.data.tags.get("carbon.model_version")),
+        "model_version": _int(run.data.tags.get(c.TAG_MODEL_VERSION)),
         "team": record.row.get("team"),
         "window_start": start,
         "window_end": window_end,
         "activity_year": start.year,
-        "requests": int(values[names.W_REQUESTS]),
-        "rows": int(values.get(names.W_ROWS, 0)),
-        "errors": int(values.get(names.W_ERRORS, 0)),
-        "busy_s": values.get(names.W_BUSY_S),
+        "requests": int(values[c.W_REQUESTS]),
+        "rows": int(values.get(c.W_ROWS, 0)),
+        "errors": int(values.get(c.W_ERRORS, 0)),
+        "busy_s": values.get(c.W_BUSY_S),
         "latency_p50_ms": latency[50.0],
         "latency_p95_ms": latency[95.0],
         "latency_p99_ms": latency[99.0],
@@ -178,7 +178,7 @@ def _window_row(
         "any_component_estimated": bool(estimated),
         "estimated_energy_kwh": estimated,
         "methods": record.row.get("methods"),
-        **{f"{c}_energy_kwh": values.get(k) for c, k in names.W_COMPONENT.items()},
+        **{f"{comp}_energy_kwh": values.get(k) for comp, k in c.W_COMPONENT_ENERGY_KWH.items()},
         "energy_kwh": energy,
         "active_energy_kwh": active,
         "idle_energy_kwh": energy - active if active is not None else None,
@@ -218,7 +218,7 @@ def upsert_windows(
         elements = ["source_id", "run_id", "window_start"]
         if update:
             skip = {"id", "source_id", "run_id", "window_start", "loaded_at"}
-            sets = {c: stmt.excluded[c] for c in chunk[0] if c not in skip}
+            sets = {col: stmt.excluded[col] for col in chunk[0] if col not in skip}
             stmt = stmt.on_conflict_do_update(
                 index_elements=elements, set_={**sets, "loaded_at": func.now()}
             )
@@ -364,7 +364,7 @@ def _usage_row(
                 "energy_kwh is empty and no --wh-per-request or --bench was given",
             )
         energy, estimate = requests * wh_per_request / 1000.0, True
-    if energy * 3.6e6 / duration > MAX_POWER_W:
+    if c.average_power_w(energy, duration) > MAX_POWER_W:
         return reject("impossible", f"{energy:g} kWh in {duration:g} s is above 10 MW")
     row_pue = number["pue"] if number["pue"] is not None else pue
     if not 1.0 <= row_pue <= 5.0:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, text, update
 
+from carbonledger.contract import M_HEARTBEAT_MS
 from carbonledger.errors import EtlLockedError
 from carbonledger.ledger.models import EtlState
 
@@ -41,7 +42,7 @@ class Cursor:
         run_id = run.info.run_id
         if run_id in self.end_time_ids and run.info.end_time == self.end_time_ms:
             return True
-        heartbeat = mark_ms(run.data.metrics.get("carbon/heartbeat_ms"))
+        heartbeat = mark_ms(run.data.metrics.get(M_HEARTBEAT_MS))
         return (
             run_id in self.heartbeat_ids
             and heartbeat is not None
@@ -58,7 +59,7 @@ class Cursor:
                     self.end_time_ms, self.end_time_ids = end, {run_id}
                 elif end == self.end_time_ms:
                     self.end_time_ids.add(run_id)
-            beat = mark_ms(run.data.metrics.get("carbon/heartbeat_ms"))
+            beat = mark_ms(run.data.metrics.get(M_HEARTBEAT_MS))
             if beat is not None:
                 if self.heartbeat_ms is None or beat > self.heartbeat_ms:
                     self.heartbeat_ms, self.heartbeat_ids = beat, {run_id}
