@@ -183,4 +183,3 @@ def mark_delivery(conn: Connection, *, alert_id: int, ok: bool, detail: str | No
         .where(BudgetAlert.id == alert_id)
         .values(delivery="sent" if ok else "failed", detail=detail)
     )
-
