@@ -36,8 +36,8 @@ from typing import Any
 from carbonledger.inference import runs
 from carbonledger.inference.counter import RequestCounter
 from carbonledger.inference.split import VersionActivity, per_request, percentiles_ms, split_window
-from carbonledger.mlflow_plugin._safety import report_once
 from carbonledger.mlflow_plugin.journal import Entry
+from carbonledger.mlflow_plugin.safety import report_once
 
 COMPONENTS = ("gpu", "cpu", "ram")
 THREAD_NAME = "carbonledger-inference"

@@ -119,7 +119,7 @@ def _warn_missing_nodes(role: NodeRole, seen: int) -> None:
     expected = expected_nodes()
     if role.world_size <= 1 or seen > 1 or expected == 1:
         return
-    from carbonledger.mlflow_plugin._safety import warn_once
+    from carbonledger.mlflow_plugin.safety import warn_once
 
     warn_once(
         "distributed nodes",

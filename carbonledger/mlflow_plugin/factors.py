@@ -16,7 +16,7 @@ from carbonledger.intensity.factors import (
     GridFactor,
     PueFactor,
 )
-from carbonledger.mlflow_plugin._safety import report_once
+from carbonledger.mlflow_plugin.safety import report_once
 
 UNKNOWN_DC_PUE = 1.56
 

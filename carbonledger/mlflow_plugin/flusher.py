@@ -16,8 +16,8 @@ import threading
 import time
 
 from carbonledger.mlflow_plugin import journal, transport
-from carbonledger.mlflow_plugin._safety import report_once
 from carbonledger.mlflow_plugin.journal import Entry
+from carbonledger.mlflow_plugin.safety import report_once
 
 QUEUE_SIZE = 256
 THREAD_NAME = "carbonledger-flusher"

@@ -5,7 +5,7 @@ creation and every ending goes through (fluent runs, ``with`` blocks, MLflow's a
 autologging, Lightning's ``MLFlowLogger``), and ``ActiveRun.__init__``, the one place a fluent
 run resumed with ``start_run(run_id=...)`` or ``MLFLOW_RUN_ID`` passes through. Each wrapper
 calls MLflow first (creation) or last (ending: the final flush comes **before** the terminal
-status) and runs its own code through :func:`~carbonledger.mlflow_plugin._safety.guarded`.
+status) and runs its own code through :func:`~carbonledger.mlflow_plugin.safety.guarded`.
 
 The entry point is loaded while ``mlflow`` is still importing, before ``MlflowClient`` exists;
 :func:`install_when_ready` therefore patches at once if it can, else leaves a one-shot import
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from carbonledger.mlflow_plugin._safety import guarded
+from carbonledger.mlflow_plugin.safety import guarded
 
 _lock = threading.Lock()
 _created = threading.local()  # the run this thread just created (ActiveRun skips it)
@@ -76,7 +76,7 @@ def _preflight(run_id: str, uri: str, tags: dict[str, str]) -> None:
             _blocked.error = exc
             return
         except Exception as exc:  # noqa: BLE001
-            from carbonledger.mlflow_plugin._safety import report_once
+            from carbonledger.mlflow_plugin.safety import report_once
 
             report_once("budget pre-flight", exc)
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from carbonledger.mlflow_plugin._safety import report_once
+from carbonledger.mlflow_plugin.safety import report_once
 
 HEARTBEAT = "carbon/heartbeat_ms"
 STATUS_TAG = "carbon.status"

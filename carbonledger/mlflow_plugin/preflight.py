@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from carbonledger.errors import BudgetExceededError
-from carbonledger.mlflow_plugin._safety import report_once
+from carbonledger.mlflow_plugin.safety import report_once
 
 CACHE_TTL_S = 300.0
 GET_MODEL_ENDPOINT = "/api/2.0/mlflow/registered-models/get"

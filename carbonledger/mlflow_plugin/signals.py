@@ -16,7 +16,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from carbonledger.mlflow_plugin._safety import report_once, warn_once
+from carbonledger.mlflow_plugin.safety import report_once, warn_once
 
 _installed = False
 _previous: Any = None

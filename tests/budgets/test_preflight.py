@@ -24,12 +24,12 @@ EXCEEDED = {
 
 def _reset() -> None:
     from carbonledger.mlflow_plugin import (
-        _safety,
         accounting,
         factors,
         flusher,
         preflight,
         registry,
+        safety,
         signals,
     )
 
@@ -40,7 +40,7 @@ def _reset() -> None:
     signals.reset()
     factors.reset()
     preflight.reset()
-    _safety.reset_reports()
+    safety.reset_reports()
 
 
 @pytest.fixture

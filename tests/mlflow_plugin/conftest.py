@@ -18,11 +18,11 @@ from plugin_support import INTENSITY, PUE, read_run, subprocess_env  # noqa: F40
 
 def reset_plugin() -> None:
     from carbonledger.mlflow_plugin import (
-        _safety,
         accounting,
         factors,
         flusher,
         registry,
+        safety,
         signals,
     )
 
@@ -31,7 +31,7 @@ def reset_plugin() -> None:
     registry.reset()
     signals.reset()
     factors.reset()
-    _safety.reset_reports()
+    safety.reset_reports()
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 
 def reset_plugin() -> None:
-    from carbonledger.mlflow_plugin import _safety, accounting, factors, flusher, registry, signals
+    from carbonledger.mlflow_plugin import accounting, factors, flusher, registry, safety, signals
 
     flusher.reset()
     accounting.reset()
     registry.reset()
     signals.reset()
     factors.reset()
-    _safety.reset_reports()
+    safety.reset_reports()
