@@ -19,12 +19,47 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from carbonledger.contract import (
+    M_AVG_POWER_W,
+    M_CO2E_KG,
+    M_CPU_ENERGY_KWH,
+    M_DURATION_S,
+    M_ENERGY_KWH,
+    M_FACILITY_ENERGY_KWH,
+    M_GPU_ENERGY_KWH,
+    M_HEARTBEAT_MS,
+    M_INTENSITY_G_PER_KWH,
+    M_PEAK_POWER_W,
+    M_PUE,
+    M_RAM_ENERGY_KWH,
+    MS_PER_S,
+    S_PER_HOUR,
+    TAG_ATTRIBUTION,
+    TAG_CLOUD_PROVIDER,
+    TAG_CLOUD_REGION,
+    TAG_CPU_COUNT,
+    TAG_CPU_MODEL,
+    TAG_GPU_COUNT,
+    TAG_GPU_MODEL,
+    TAG_GRID_ZONE,
+    TAG_INTENSITY_SOURCE,
+    TAG_METHODS,
+    TAG_MODEL_NAME,
+    TAG_NODE_COUNT,
+    TAG_PLUGIN_VERSION,
+    TAG_RAM_GB,
+    TAG_SYNTHETIC,
+    average_power_w,
+    energy_kwh_at,
+)
 from carbonledger.demo.training import use_experiment
+from carbonledger.footprint import co2e_kg
+from carbonledger.measure.ram import W_PER_GB as RAM_W_PER_GB
 
-SYNTHETIC_TAG = "carbon.synthetic"
+SYNTHETIC_TAG = TAG_SYNTHETIC
 SEED = 20261123
 MONTHS = 6
-RAM_W_PER_GB = 0.3725
+METHODS = "gpu=nvml-energy-counter;cpu=rapl;ram=ram-w-per-gb-estimate"  # carbon.methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +142,15 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                 if start + timedelta(hours=p.hours[1]) >= now:
                     continue
                 hours = rng.uniform(*p.hours)
+                duration_s = hours * S_PER_HOUR
                 gpus = rng.choice(p.gpus)
                 utilisation = rng.uniform(0.55, 0.95)
-                gpu_kwh = gpus * p.gpu_power_w * utilisation * hours / 1000.0
-                cpu_kwh = 2 * 120.0 * rng.uniform(0.3, 0.7) * hours / 1000.0
+                gpu_kwh = energy_kwh_at(gpus * p.gpu_power_w * utilisation, duration_s)
+                cpu_kwh = energy_kwh_at(2 * 120.0 * rng.uniform(0.3, 0.7), duration_s)
                 ram_gb = 64.0 * max(1, gpus // 2)
-                ram_kwh = RAM_W_PER_GB * ram_gb * hours / 1000.0
+                ram_kwh = energy_kwh_at(RAM_W_PER_GB * ram_gb, duration_s)
                 energy = gpu_kwh + cpu_kwh + ram_kwh
-                facility = energy * p.pue
+                avg_power_w = average_power_w(energy, duration_s)
                 end = start + timedelta(hours=hours)
                 plans.append(
                     {
@@ -127,18 +163,18 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                         "gpus": gpus,
                         "ram_gb": ram_gb,
                         "metrics": {
-                            "carbon/gpu_energy_kwh": gpu_kwh,
-                            "carbon/cpu_energy_kwh": cpu_kwh,
-                            "carbon/ram_energy_kwh": ram_kwh,
-                            "carbon/energy_kwh": energy,
-                            "carbon/pue": p.pue,
-                            "carbon/facility_energy_kwh": facility,
-                            "carbon/intensity_g_per_kwh": intensity,
-                            "carbon/co2e_kg": facility * intensity / 1000.0,
-                            "carbon/duration_s": hours * 3600.0,
-                            "carbon/avg_power_w": energy * 1000.0 / hours,
-                            "carbon/peak_power_w": energy * 1000.0 / hours * 1.3,
-                            "carbon/heartbeat_ms": end.timestamp() * 1000.0,
+                            M_GPU_ENERGY_KWH: gpu_kwh,
+                            M_CPU_ENERGY_KWH: cpu_kwh,
+                            M_RAM_ENERGY_KWH: ram_kwh,
+                            M_ENERGY_KWH: energy,
+                            M_PUE: p.pue,
+                            M_FACILITY_ENERGY_KWH: energy * p.pue,
+                            M_INTENSITY_G_PER_KWH: intensity,
+                            M_CO2E_KG: co2e_kg(energy, p.pue, intensity),
+                            M_DURATION_S: duration_s,
+                            M_AVG_POWER_W: avg_power_w,
+                            M_PEAK_POWER_W: avg_power_w * 1.3,
+                            M_HEARTBEAT_MS: end.timestamp() * MS_PER_S,
                         },
                         "source": source,
                     }
@@ -165,27 +201,27 @@ def write_history(artifacts: Path, now: datetime | None = None) -> list[str]:
             p: TeamProfile = plan["profile"]  # type: ignore[assignment]
             if p.experiment not in experiments:
                 experiments[p.experiment] = use_experiment(p.experiment, p.team, artifacts)
-            start_ms = int(plan["start"].timestamp() * 1000)  # type: ignore[attr-defined]
-            end_ms = int(plan["end"].timestamp() * 1000)  # type: ignore[attr-defined]
+            start_ms = int(plan["start"].timestamp() * MS_PER_S)  # type: ignore[attr-defined]
+            end_ms = int(plan["end"].timestamp() * MS_PER_S)  # type: ignore[attr-defined]
             run = client.create_run(
                 experiments[p.experiment], start_time=start_ms, run_name=str(plan["name"])
             )
             tags = {
                 SYNTHETIC_TAG: "true",
-                "carbon.model_name": str(plan["model"]),
-                "carbon.plugin_version": "synthetic",
-                "carbon.gpu_model": p.gpu_model,
-                "carbon.gpu_count": str(plan["gpus"]),
-                "carbon.cpu_model": "AMD EPYC 7R13",
-                "carbon.cpu_count": "2",
-                "carbon.ram_gb": f"{plan['ram_gb']:g}",
-                "carbon.cloud_provider": p.cloud_provider,
-                "carbon.cloud_region": p.cloud_region,
-                "carbon.grid_zone": p.zone,
-                "carbon.intensity_source": str(plan["source"]),
-                "carbon.methods": "gpu=nvml-energy-counter;cpu=rapl;ram=ram-w-per-gb-estimate",
-                "carbon.attribution": "device",
-                "carbon.node_count": "1",
+                TAG_MODEL_NAME: str(plan["model"]),
+                TAG_PLUGIN_VERSION: "synthetic",
+                TAG_GPU_MODEL: p.gpu_model,
+                TAG_GPU_COUNT: str(plan["gpus"]),
+                TAG_CPU_MODEL: "AMD EPYC 7R13",
+                TAG_CPU_COUNT: "2",
+                TAG_RAM_GB: f"{plan['ram_gb']:g}",
+                TAG_CLOUD_PROVIDER: p.cloud_provider,
+                TAG_CLOUD_REGION: p.cloud_region,
+                TAG_GRID_ZONE: p.zone,
+                TAG_INTENSITY_SOURCE: str(plan["source"]),
+                TAG_METHODS: METHODS,
+                TAG_ATTRIBUTION: "device",
+                TAG_NODE_COUNT: "1",
             }
             metrics = plan["metrics"]
             client.log_batch(
@@ -208,7 +244,7 @@ def _register_synthetic_models(client: Any, run_ids: list[str]) -> None:
     last: dict[str, Any] = {}
     for run_id in run_ids:
         run = client.get_run(run_id)
-        name = run.data.tags.get("carbon.model_name")
+        name = run.data.tags.get(TAG_MODEL_NAME)
         if name and name not in real and run.info.status == "FINISHED":
             last[name] = run
     for name, run in last.items():

@@ -16,7 +16,64 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from carbonledger.contract import (
+    G_PER_KG,
+    KIND_INFERENCE,
+    M_AVG_POWER_W,
+    M_CO2E_KG,
+    M_COMPONENT_ENERGY_KWH,
+    M_DURATION_S,
+    M_ENERGY_KWH,
+    M_FACILITY_ENERGY_KWH,
+    M_HEARTBEAT_MS,
+    M_INTENSITY_G_PER_KWH,
+    M_PEAK_POWER_W,
+    M_PUE,
+    MS_PER_S,
+    STATUS_COMPLETE,
+    TAG_ATTRIBUTION,
+    TAG_CLOUD_PROVIDER,
+    TAG_CLOUD_REGION,
+    TAG_GRID_ZONE,
+    TAG_IDLE_METHOD,
+    TAG_INTENSITY_SOURCE,
+    TAG_KIND,
+    TAG_METERED,
+    TAG_METHODS,
+    TAG_MODEL_NAME,
+    TAG_MODEL_VERSION,
+    TAG_NODE_COUNT,
+    TAG_PLUGIN_VERSION,
+    TAG_STATUS,
+    TAG_TEAM,
+    TAG_WINDOW_S,
+    W_ACTIVE_ENERGY_KWH,
+    W_ACTIVE_WH_PER_REQUEST,
+    W_BUSY_S,
+    W_CO2E_G_PER_REQUEST,
+    W_CO2E_KG,
+    W_COMPONENT_ENERGY_KWH,
+    W_ENERGY_KWH,
+    W_ERRORS,
+    W_FACILITY_ENERGY_KWH,
+    W_HOSTED_S,
+    W_IDLE_ENERGY_KWH,
+    W_INTENSITY_G_PER_KWH,
+    W_LATENCY_MS,
+    W_PUE,
+    W_REQUESTS,
+    W_REQUESTS_TOTAL,
+    W_ROWS,
+    W_ROWS_TOTAL,
+    W_WH_PER_REQUEST,
+    W_WINDOW_S,
+    W_WINDOWS_TOTAL,
+    WH_PER_KWH,
+    average_power_w,
+    energy_kwh_at,
+)
 from carbonledger.demo.history import PROFILES, SEED, SYNTHETIC_TAG, plugin_off
+from carbonledger.footprint import co2e_kg
 
 HISTORY_DAYS = 60
 WINDOW_S = 3600.0
@@ -92,40 +149,37 @@ def _hour_windows(now: datetime) -> list[datetime]:
 def _window_metrics(
     spec: ServedModel, requests: int, pue: float, intensity: float
 ) -> dict[str, Any]:
-    from carbonledger.inference import runs as n
-
     load = min(1.0, requests / (spec.requests_per_hour * 1.5))
     idle_share = 0.8  # BLOOM's deployment: ~80% of serving energy independent of load
-    energy_kwh = spec.server_power_w * (idle_share + (1 - idle_share) * load) / 1000.0
-    gpu, cpu, ram = energy_kwh * 0.7, energy_kwh * 0.22, energy_kwh * 0.08
+    power_w = spec.server_power_w * (idle_share + (1 - idle_share) * load)
+    energy_kwh = energy_kwh_at(power_w, WINDOW_S)
+    shares = {"gpu": 0.7, "cpu": 0.22, "ram": 0.08}
     active = energy_kwh * (1 - idle_share) * load
     facility = energy_kwh * pue
-    co2e = facility * intensity / 1000.0
+    co2e = co2e_kg(energy_kwh, pue, intensity)
     out = {
-        n.W_REQUESTS: float(requests),
-        n.W_ROWS: float(requests),
-        n.W_ERRORS: 0.0,
-        n.W_WINDOW_S: WINDOW_S,
-        n.W_BUSY_S: WINDOW_S * load * 0.6,
-        n.W_HOSTED_S: WINDOW_S,
-        n.W_COMPONENT["gpu"]: gpu,
-        n.W_COMPONENT["cpu"]: cpu,
-        n.W_COMPONENT["ram"]: ram,
-        n.W_ENERGY: energy_kwh,
-        n.W_ACTIVE: active,
-        n.W_IDLE: energy_kwh - active,
-        n.W_PUE: pue,
-        n.W_FACILITY: facility,
-        n.W_INTENSITY: intensity,
-        n.W_CO2E: co2e,
-        n.W_LATENCY[50.0]: 4.0 + 10 * load,
-        n.W_LATENCY[95.0]: 9.0 + 30 * load,
-        n.W_LATENCY[99.0]: 15.0 + 60 * load,
+        W_REQUESTS: float(requests),
+        W_ROWS: float(requests),
+        W_ERRORS: 0.0,
+        W_WINDOW_S: WINDOW_S,
+        W_BUSY_S: WINDOW_S * load * 0.6,
+        W_HOSTED_S: WINDOW_S,
+        **{W_COMPONENT_ENERGY_KWH[c]: energy_kwh * share for c, share in shares.items()},
+        W_ENERGY_KWH: energy_kwh,
+        W_ACTIVE_ENERGY_KWH: active,
+        W_IDLE_ENERGY_KWH: energy_kwh - active,
+        W_PUE: pue,
+        W_FACILITY_ENERGY_KWH: facility,
+        W_INTENSITY_G_PER_KWH: intensity,
+        W_CO2E_KG: co2e,
+        W_LATENCY_MS[50.0]: 4.0 + 10 * load,
+        W_LATENCY_MS[95.0]: 9.0 + 30 * load,
+        W_LATENCY_MS[99.0]: 15.0 + 60 * load,
     }
     if requests:
-        out[n.W_WH_PER_REQUEST] = facility * 1000.0 / requests
-        out[n.W_ACTIVE_WH_PER_REQUEST] = active * pue * 1000.0 / requests
-        out[n.W_G_PER_REQUEST] = co2e * 1000.0 / requests
+        out[W_WH_PER_REQUEST] = facility * WH_PER_KWH / requests
+        out[W_ACTIVE_WH_PER_REQUEST] = active * pue * WH_PER_KWH / requests
+        out[W_CO2E_G_PER_REQUEST] = co2e * G_PER_KG / requests
     return out
 
 
@@ -138,7 +192,7 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
     from mlflow.tracking import MlflowClient
 
     from carbonledger.demo.history import intensity_of
-    from carbonledger.inference import runs as n
+    from carbonledger.inference.runs import DEFAULT_EXPERIMENT
 
     now = now or datetime.now(UTC)
     rng = random.Random(SEED + 1)
@@ -146,8 +200,8 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
     profiles = {p.team: p for p in PROFILES}
     run_ids: list[str] = []
     with plugin_off():
-        exp = client.get_experiment_by_name(n.DEFAULT_EXPERIMENT)
-        exp_id = exp.experiment_id if exp else client.create_experiment(n.DEFAULT_EXPERIMENT)
+        exp = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+        exp_id = exp.experiment_id if exp else client.create_experiment(DEFAULT_EXPERIMENT)
         by_day: dict[tuple[str, str], list[datetime]] = {}
         for hour in _hour_windows(now):
             for spec in SERVED:
@@ -159,7 +213,7 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
             for day in days:
                 hours = by_day[(spec.model_name, day)]
                 intensity, source = intensity_of(team.zone, hours[0].year)
-                start_ms = int(hours[0].timestamp() * 1000)
+                start_ms = int(hours[0].timestamp() * MS_PER_S)
                 run = client.create_run(
                     exp_id,
                     start_time=start_ms,
@@ -173,50 +227,48 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
                     growth = 1 + 0.6 * (1 - (now - hour).days / HISTORY_DAYS)
                     requests = int(spec.requests_per_hour * daily * growth * rng.uniform(0.8, 1.2))
                     w = _window_metrics(spec, requests, team.pue, intensity)
-                    ts = int(hour.timestamp() * 1000)
+                    ts = int(hour.timestamp() * MS_PER_S)
                     metrics += [Metric(k, float(v), ts, step) for k, v in w.items()]
                     for c in totals:
-                        totals[c] += w[n.W_COMPONENT[c]]
+                        totals[c] += w[W_COMPONENT_ENERGY_KWH[c]]
                     requests_total += requests
-                end_ms = int((hours[-1] + timedelta(seconds=WINDOW_S)).timestamp() * 1000)
+                end_ms = int((hours[-1] + timedelta(seconds=WINDOW_S)).timestamp() * MS_PER_S)
                 energy = sum(totals.values())
                 duration_s = WINDOW_S * len(hours)
                 run_totals = {
-                    "carbon/gpu_energy_kwh": totals["gpu"],
-                    "carbon/cpu_energy_kwh": totals["cpu"],
-                    "carbon/ram_energy_kwh": totals["ram"],
-                    "carbon/energy_kwh": energy,
-                    "carbon/pue": team.pue,
-                    "carbon/facility_energy_kwh": energy * team.pue,
-                    "carbon/intensity_g_per_kwh": intensity,
-                    "carbon/co2e_kg": energy * team.pue * intensity / 1000.0,
-                    "carbon/duration_s": duration_s,
-                    "carbon/avg_power_w": energy * 3.6e6 / duration_s,
-                    "carbon/peak_power_w": spec.server_power_w,
-                    "carbon/heartbeat_ms": float(end_ms),
-                    n.T_REQUESTS: float(requests_total),
-                    n.T_ROWS: float(requests_total),
-                    n.T_WINDOWS: float(len(hours)),
+                    **{M_COMPONENT_ENERGY_KWH[c]: v for c, v in totals.items()},
+                    M_ENERGY_KWH: energy,
+                    M_PUE: team.pue,
+                    M_FACILITY_ENERGY_KWH: energy * team.pue,
+                    M_INTENSITY_G_PER_KWH: intensity,
+                    M_CO2E_KG: co2e_kg(energy, team.pue, intensity),
+                    M_DURATION_S: duration_s,
+                    M_AVG_POWER_W: average_power_w(energy, duration_s),
+                    M_PEAK_POWER_W: spec.server_power_w,
+                    M_HEARTBEAT_MS: float(end_ms),
+                    W_REQUESTS_TOTAL: float(requests_total),
+                    W_ROWS_TOTAL: float(requests_total),
+                    W_WINDOWS_TOTAL: float(len(hours)),
                 }
                 metrics += [Metric(k, v, end_ms, len(hours)) for k, v in run_totals.items()]
                 tags = {
                     SYNTHETIC_TAG: "true",
-                    "carbon.kind": "inference",
-                    "carbon.model_name": spec.model_name,
-                    "carbon.model_version": str(version),
-                    "carbon.team": spec.team,
-                    "carbon.plugin_version": "synthetic",
-                    "carbon.metered": "true",
-                    "carbon.status": "complete",
-                    "carbon.window_s": f"{WINDOW_S:g}",
-                    "carbon.idle_method": "synthetic-80pct-idle",
-                    "carbon.attribution": "device",
-                    "carbon.node_count": "1",
-                    "carbon.methods": "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate",
-                    "carbon.grid_zone": team.zone,
-                    "carbon.cloud_provider": team.cloud_provider,
-                    "carbon.cloud_region": team.cloud_region,
-                    "carbon.intensity_source": source,
+                    TAG_KIND: KIND_INFERENCE,
+                    TAG_MODEL_NAME: spec.model_name,
+                    TAG_MODEL_VERSION: str(version),
+                    TAG_TEAM: spec.team,
+                    TAG_PLUGIN_VERSION: "synthetic",
+                    TAG_METERED: "true",
+                    TAG_STATUS: STATUS_COMPLETE,
+                    TAG_WINDOW_S: f"{WINDOW_S:g}",
+                    TAG_IDLE_METHOD: "synthetic-80pct-idle",
+                    TAG_ATTRIBUTION: "device",
+                    TAG_NODE_COUNT: "1",
+                    TAG_METHODS: "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate",
+                    TAG_GRID_ZONE: team.zone,
+                    TAG_CLOUD_PROVIDER: team.cloud_provider,
+                    TAG_CLOUD_REGION: team.cloud_region,
+                    TAG_INTENSITY_SOURCE: source,
                 }
                 for i in range(0, len(metrics), 1000):
                     client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000])
