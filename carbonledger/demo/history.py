@@ -19,44 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from carbonledger.contract import (
-    M_AVG_POWER_W,
-    M_CO2E_KG,
-    M_CPU_ENERGY_KWH,
-    M_DURATION_S,
-    M_ENERGY_KWH,
-    M_FACILITY_ENERGY_KWH,
-    M_GPU_ENERGY_KWH,
-    M_HEARTBEAT_MS,
-    M_INTENSITY_G_PER_KWH,
-    M_PEAK_POWER_W,
-    M_PUE,
-    M_RAM_ENERGY_KWH,
-    MS_PER_S,
-    S_PER_HOUR,
-    TAG_ATTRIBUTION,
-    TAG_CLOUD_PROVIDER,
-    TAG_CLOUD_REGION,
-    TAG_CPU_COUNT,
-    TAG_CPU_MODEL,
-    TAG_GPU_COUNT,
-    TAG_GPU_MODEL,
-    TAG_GRID_ZONE,
-    TAG_INTENSITY_SOURCE,
-    TAG_METHODS,
-    TAG_MODEL_NAME,
-    TAG_NODE_COUNT,
-    TAG_PLUGIN_VERSION,
-    TAG_RAM_GB,
-    TAG_SYNTHETIC,
-    average_power_w,
-    energy_kwh_at,
-)
+from carbonledger import contract
 from carbonledger.demo.training import use_experiment
 from carbonledger.footprint import co2e_kg
 from carbonledger.measure.ram import W_PER_GB as RAM_W_PER_GB
 
-SYNTHETIC_TAG = TAG_SYNTHETIC
+SYNTHETIC_TAG = contract.TAG_SYNTHETIC
 SEED = 20261123
 MONTHS = 6
 METHODS = "gpu=nvml-energy-counter;cpu=rapl;ram=ram-w-per-gb-estimate"  # carbon.methods
@@ -142,15 +110,15 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                 if start + timedelta(hours=p.hours[1]) >= now:
                     continue
                 hours = rng.uniform(*p.hours)
-                duration_s = hours * S_PER_HOUR
+                duration_s = hours * contract.S_PER_HOUR
                 gpus = rng.choice(p.gpus)
                 utilisation = rng.uniform(0.55, 0.95)
-                gpu_kwh = energy_kwh_at(gpus * p.gpu_power_w * utilisation, duration_s)
-                cpu_kwh = energy_kwh_at(2 * 120.0 * rng.uniform(0.3, 0.7), duration_s)
+                gpu_kwh = contract.energy_kwh_at(gpus * p.gpu_power_w * utilisation, duration_s)
+                cpu_kwh = contract.energy_kwh_at(2 * 120.0 * rng.uniform(0.3, 0.7), duration_s)
                 ram_gb = 64.0 * max(1, gpus // 2)
-                ram_kwh = energy_kwh_at(RAM_W_PER_GB * ram_gb, duration_s)
+                ram_kwh = contract.energy_kwh_at(RAM_W_PER_GB * ram_gb, duration_s)
                 energy = gpu_kwh + cpu_kwh + ram_kwh
-                avg_power_w = average_power_w(energy, duration_s)
+                avg_power_w = contract.average_power_w(energy, duration_s)
                 end = start + timedelta(hours=hours)
                 plans.append(
                     {
@@ -163,18 +131,18 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                         "gpus": gpus,
                         "ram_gb": ram_gb,
                         "metrics": {
-                            M_GPU_ENERGY_KWH: gpu_kwh,
-                            M_CPU_ENERGY_KWH: cpu_kwh,
-                            M_RAM_ENERGY_KWH: ram_kwh,
-                            M_ENERGY_KWH: energy,
-                            M_PUE: p.pue,
-                            M_FACILITY_ENERGY_KWH: energy * p.pue,
-                            M_INTENSITY_G_PER_KWH: intensity,
-                            M_CO2E_KG: co2e_kg(energy, p.pue, intensity),
-                            M_DURATION_S: duration_s,
-                            M_AVG_POWER_W: avg_power_w,
-                            M_PEAK_POWER_W: avg_power_w * 1.3,
-                            M_HEARTBEAT_MS: end.timestamp() * MS_PER_S,
+                            contract.M_GPU_ENERGY_KWH: gpu_kwh,
+                            contract.M_CPU_ENERGY_KWH: cpu_kwh,
+                            contract.M_RAM_ENERGY_KWH: ram_kwh,
+                            contract.M_ENERGY_KWH: energy,
+                            contract.M_PUE: p.pue,
+                            contract.M_FACILITY_ENERGY_KWH: energy * p.pue,
+                            contract.M_INTENSITY_G_PER_KWH: intensity,
+                            contract.M_CO2E_KG: co2e_kg(energy, p.pue, intensity),
+                            contract.M_DURATION_S: duration_s,
+                            contract.M_AVG_POWER_W: avg_power_w,
+                            contract.M_PEAK_POWER_W: avg_power_w * 1.3,
+                            contract.M_HEARTBEAT_MS: end.timestamp() * contract.MS_PER_S,
                         },
                         "source": source,
                     }
@@ -201,27 +169,27 @@ def write_history(artifacts: Path, now: datetime | None = None) -> list[str]:
             p: TeamProfile = plan["profile"]  # type: ignore[assignment]
             if p.experiment not in experiments:
                 experiments[p.experiment] = use_experiment(p.experiment, p.team, artifacts)
-            start_ms = int(plan["start"].timestamp() * MS_PER_S)  # type: ignore[attr-defined]
-            end_ms = int(plan["end"].timestamp() * MS_PER_S)  # type: ignore[attr-defined]
+            start_ms = int(plan["start"].timestamp() * contract.MS_PER_S)  # type: ignore[attr-defined]
+            end_ms = int(plan["end"].timestamp() * contract.MS_PER_S)  # type: ignore[attr-defined]
             run = client.create_run(
                 experiments[p.experiment], start_time=start_ms, run_name=str(plan["name"])
             )
             tags = {
                 SYNTHETIC_TAG: "true",
-                TAG_MODEL_NAME: str(plan["model"]),
-                TAG_PLUGIN_VERSION: "synthetic",
-                TAG_GPU_MODEL: p.gpu_model,
-                TAG_GPU_COUNT: str(plan["gpus"]),
-                TAG_CPU_MODEL: "AMD EPYC 7R13",
-                TAG_CPU_COUNT: "2",
-                TAG_RAM_GB: f"{plan['ram_gb']:g}",
-                TAG_CLOUD_PROVIDER: p.cloud_provider,
-                TAG_CLOUD_REGION: p.cloud_region,
-                TAG_GRID_ZONE: p.zone,
-                TAG_INTENSITY_SOURCE: str(plan["source"]),
-                TAG_METHODS: METHODS,
-                TAG_ATTRIBUTION: "device",
-                TAG_NODE_COUNT: "1",
+                contract.TAG_MODEL_NAME: str(plan["model"]),
+                contract.TAG_PLUGIN_VERSION: "synthetic",
+                contract.TAG_GPU_MODEL: p.gpu_model,
+                contract.TAG_GPU_COUNT: str(plan["gpus"]),
+                contract.TAG_CPU_MODEL: "AMD EPYC 7R13",
+                contract.TAG_CPU_COUNT: "2",
+                contract.TAG_RAM_GB: f"{plan['ram_gb']:g}",
+                contract.TAG_CLOUD_PROVIDER: p.cloud_provider,
+                contract.TAG_CLOUD_REGION: p.cloud_region,
+                contract.TAG_GRID_ZONE: p.zone,
+                contract.TAG_INTENSITY_SOURCE: str(plan["source"]),
+                contract.TAG_METHODS: METHODS,
+                contract.TAG_ATTRIBUTION: "device",
+                contract.TAG_NODE_COUNT: "1",
             }
             metrics = plan["metrics"]
             client.log_batch(
@@ -244,7 +212,7 @@ def _register_synthetic_models(client: Any, run_ids: list[str]) -> None:
     last: dict[str, Any] = {}
     for run_id in run_ids:
         run = client.get_run(run_id)
-        name = run.data.tags.get(TAG_MODEL_NAME)
+        name = run.data.tags.get(contract.TAG_MODEL_NAME)
         if name and name not in real and run.info.status == "FINISHED":
             last[name] = run
     for name, run in last.items():

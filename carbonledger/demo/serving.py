@@ -16,67 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from carbonledger.contract import (
-    G_PER_KG,
-    KIND_INFERENCE,
-    M_AVG_POWER_W,
-    M_CO2E_KG,
-    M_COMPONENT_ENERGY_KWH,
-    M_DURATION_S,
-    M_ENERGY_KWH,
-    M_FACILITY_ENERGY_KWH,
-    M_HEARTBEAT_MS,
-    M_INTENSITY_G_PER_KWH,
-    M_PEAK_POWER_W,
-    M_PUE,
-    MS_PER_S,
-    STATUS_COMPLETE,
-    TAG_ATTRIBUTION,
-    TAG_CLOUD_PROVIDER,
-    TAG_CLOUD_REGION,
-    TAG_GRID_ZONE,
-    TAG_IDLE_METHOD,
-    TAG_INTENSITY_SOURCE,
-    TAG_KIND,
-    TAG_METERED,
-    TAG_METHODS,
-    TAG_MODEL_NAME,
-    TAG_MODEL_VERSION,
-    TAG_NODE_COUNT,
-    TAG_PLUGIN_VERSION,
-    TAG_STATUS,
-    TAG_TEAM,
-    TAG_WINDOW_S,
-    W_ACTIVE_ENERGY_KWH,
-    W_ACTIVE_WH_PER_REQUEST,
-    W_BUSY_S,
-    W_CO2E_G_PER_REQUEST,
-    W_CO2E_KG,
-    W_COMPONENT_ENERGY_KWH,
-    W_ENERGY_KWH,
-    W_ERRORS,
-    W_FACILITY_ENERGY_KWH,
-    W_HOSTED_S,
-    W_IDLE_ENERGY_KWH,
-    W_INTENSITY_G_PER_KWH,
-    W_LATENCY_MS,
-    W_PUE,
-    W_REQUESTS,
-    W_REQUESTS_TOTAL,
-    W_ROWS,
-    W_ROWS_TOTAL,
-    W_WH_PER_REQUEST,
-    W_WINDOW_S,
-    W_WINDOWS_TOTAL,
-    WH_PER_KWH,
-    average_power_w,
-    energy_kwh_at,
-)
+from carbonledger import contract
 from carbonledger.demo.history import PROFILES, SEED, SYNTHETIC_TAG, plugin_off
 from carbonledger.footprint import co2e_kg
 
 HISTORY_DAYS = 60
 WINDOW_S = 3600.0
+METHODS = "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate"  # carbon.methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,34 +98,34 @@ def _window_metrics(
     load = min(1.0, requests / (spec.requests_per_hour * 1.5))
     idle_share = 0.8  # BLOOM's deployment: ~80% of serving energy independent of load
     power_w = spec.server_power_w * (idle_share + (1 - idle_share) * load)
-    energy_kwh = energy_kwh_at(power_w, WINDOW_S)
+    energy_kwh = contract.energy_kwh_at(power_w, WINDOW_S)
     shares = {"gpu": 0.7, "cpu": 0.22, "ram": 0.08}
     active = energy_kwh * (1 - idle_share) * load
     facility = energy_kwh * pue
     co2e = co2e_kg(energy_kwh, pue, intensity)
     out = {
-        W_REQUESTS: float(requests),
-        W_ROWS: float(requests),
-        W_ERRORS: 0.0,
-        W_WINDOW_S: WINDOW_S,
-        W_BUSY_S: WINDOW_S * load * 0.6,
-        W_HOSTED_S: WINDOW_S,
-        **{W_COMPONENT_ENERGY_KWH[c]: energy_kwh * share for c, share in shares.items()},
-        W_ENERGY_KWH: energy_kwh,
-        W_ACTIVE_ENERGY_KWH: active,
-        W_IDLE_ENERGY_KWH: energy_kwh - active,
-        W_PUE: pue,
-        W_FACILITY_ENERGY_KWH: facility,
-        W_INTENSITY_G_PER_KWH: intensity,
-        W_CO2E_KG: co2e,
-        W_LATENCY_MS[50.0]: 4.0 + 10 * load,
-        W_LATENCY_MS[95.0]: 9.0 + 30 * load,
-        W_LATENCY_MS[99.0]: 15.0 + 60 * load,
+        contract.W_REQUESTS: float(requests),
+        contract.W_ROWS: float(requests),
+        contract.W_ERRORS: 0.0,
+        contract.W_WINDOW_S: WINDOW_S,
+        contract.W_BUSY_S: WINDOW_S * load * 0.6,
+        contract.W_HOSTED_S: WINDOW_S,
+        **{contract.W_COMPONENT_ENERGY_KWH[c]: energy_kwh * share for c, share in shares.items()},
+        contract.W_ENERGY_KWH: energy_kwh,
+        contract.W_ACTIVE_ENERGY_KWH: active,
+        contract.W_IDLE_ENERGY_KWH: energy_kwh - active,
+        contract.W_PUE: pue,
+        contract.W_FACILITY_ENERGY_KWH: facility,
+        contract.W_INTENSITY_G_PER_KWH: intensity,
+        contract.W_CO2E_KG: co2e,
+        contract.W_LATENCY_MS[50.0]: 4.0 + 10 * load,
+        contract.W_LATENCY_MS[95.0]: 9.0 + 30 * load,
+        contract.W_LATENCY_MS[99.0]: 15.0 + 60 * load,
     }
     if requests:
-        out[W_WH_PER_REQUEST] = facility * WH_PER_KWH / requests
-        out[W_ACTIVE_WH_PER_REQUEST] = active * pue * WH_PER_KWH / requests
-        out[W_CO2E_G_PER_REQUEST] = co2e * G_PER_KG / requests
+        out[contract.W_WH_PER_REQUEST] = facility * contract.WH_PER_KWH / requests
+        out[contract.W_ACTIVE_WH_PER_REQUEST] = active * pue * contract.WH_PER_KWH / requests
+        out[contract.W_CO2E_G_PER_REQUEST] = co2e * contract.G_PER_KG / requests
     return out
 
 
@@ -213,7 +159,7 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
             for day in days:
                 hours = by_day[(spec.model_name, day)]
                 intensity, source = intensity_of(team.zone, hours[0].year)
-                start_ms = int(hours[0].timestamp() * MS_PER_S)
+                start_ms = int(hours[0].timestamp() * contract.MS_PER_S)
                 run = client.create_run(
                     exp_id,
                     start_time=start_ms,
@@ -227,48 +173,50 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
                     growth = 1 + 0.6 * (1 - (now - hour).days / HISTORY_DAYS)
                     requests = int(spec.requests_per_hour * daily * growth * rng.uniform(0.8, 1.2))
                     w = _window_metrics(spec, requests, team.pue, intensity)
-                    ts = int(hour.timestamp() * MS_PER_S)
+                    ts = int(hour.timestamp() * contract.MS_PER_S)
                     metrics += [Metric(k, float(v), ts, step) for k, v in w.items()]
                     for c in totals:
-                        totals[c] += w[W_COMPONENT_ENERGY_KWH[c]]
+                        totals[c] += w[contract.W_COMPONENT_ENERGY_KWH[c]]
                     requests_total += requests
-                end_ms = int((hours[-1] + timedelta(seconds=WINDOW_S)).timestamp() * MS_PER_S)
+                end_ms = int(
+                    (hours[-1] + timedelta(seconds=WINDOW_S)).timestamp() * contract.MS_PER_S
+                )
                 energy = sum(totals.values())
                 duration_s = WINDOW_S * len(hours)
                 run_totals = {
-                    **{M_COMPONENT_ENERGY_KWH[c]: v for c, v in totals.items()},
-                    M_ENERGY_KWH: energy,
-                    M_PUE: team.pue,
-                    M_FACILITY_ENERGY_KWH: energy * team.pue,
-                    M_INTENSITY_G_PER_KWH: intensity,
-                    M_CO2E_KG: co2e_kg(energy, team.pue, intensity),
-                    M_DURATION_S: duration_s,
-                    M_AVG_POWER_W: average_power_w(energy, duration_s),
-                    M_PEAK_POWER_W: spec.server_power_w,
-                    M_HEARTBEAT_MS: float(end_ms),
-                    W_REQUESTS_TOTAL: float(requests_total),
-                    W_ROWS_TOTAL: float(requests_total),
-                    W_WINDOWS_TOTAL: float(len(hours)),
+                    **{contract.M_COMPONENT_ENERGY_KWH[c]: v for c, v in totals.items()},
+                    contract.M_ENERGY_KWH: energy,
+                    contract.M_PUE: team.pue,
+                    contract.M_FACILITY_ENERGY_KWH: energy * team.pue,
+                    contract.M_INTENSITY_G_PER_KWH: intensity,
+                    contract.M_CO2E_KG: co2e_kg(energy, team.pue, intensity),
+                    contract.M_DURATION_S: duration_s,
+                    contract.M_AVG_POWER_W: contract.average_power_w(energy, duration_s),
+                    contract.M_PEAK_POWER_W: spec.server_power_w,
+                    contract.M_HEARTBEAT_MS: float(end_ms),
+                    contract.W_REQUESTS_TOTAL: float(requests_total),
+                    contract.W_ROWS_TOTAL: float(requests_total),
+                    contract.W_WINDOWS_TOTAL: float(len(hours)),
                 }
                 metrics += [Metric(k, v, end_ms, len(hours)) for k, v in run_totals.items()]
                 tags = {
                     SYNTHETIC_TAG: "true",
-                    TAG_KIND: KIND_INFERENCE,
-                    TAG_MODEL_NAME: spec.model_name,
-                    TAG_MODEL_VERSION: str(version),
-                    TAG_TEAM: spec.team,
-                    TAG_PLUGIN_VERSION: "synthetic",
-                    TAG_METERED: "true",
-                    TAG_STATUS: STATUS_COMPLETE,
-                    TAG_WINDOW_S: f"{WINDOW_S:g}",
-                    TAG_IDLE_METHOD: "synthetic-80pct-idle",
-                    TAG_ATTRIBUTION: "device",
-                    TAG_NODE_COUNT: "1",
-                    TAG_METHODS: "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate",
-                    TAG_GRID_ZONE: team.zone,
-                    TAG_CLOUD_PROVIDER: team.cloud_provider,
-                    TAG_CLOUD_REGION: team.cloud_region,
-                    TAG_INTENSITY_SOURCE: source,
+                    contract.TAG_KIND: contract.KIND_INFERENCE,
+                    contract.TAG_MODEL_NAME: spec.model_name,
+                    contract.TAG_MODEL_VERSION: str(version),
+                    contract.TAG_TEAM: spec.team,
+                    contract.TAG_PLUGIN_VERSION: "synthetic",
+                    contract.TAG_METERED: "true",
+                    contract.TAG_STATUS: contract.STATUS_COMPLETE,
+                    contract.TAG_WINDOW_S: f"{WINDOW_S:g}",
+                    contract.TAG_IDLE_METHOD: "synthetic-80pct-idle",
+                    contract.TAG_ATTRIBUTION: "device",
+                    contract.TAG_NODE_COUNT: "1",
+                    contract.TAG_METHODS: METHODS,
+                    contract.TAG_GRID_ZONE: team.zone,
+                    contract.TAG_CLOUD_PROVIDER: team.cloud_provider,
+                    contract.TAG_CLOUD_REGION: team.cloud_region,
+                    contract.TAG_INTENSITY_SOURCE: source,
                 }
                 for i in range(0, len(metrics), 1000):
                     client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000])
