@@ -17,21 +17,9 @@ from plugin_support import INTENSITY, PUE, read_run, subprocess_env  # noqa: F40
 
 
 def reset_plugin() -> None:
-    from carbonledger.mlflow_plugin import (
-        accounting,
-        factors,
-        flusher,
-        registry,
-        safety,
-        signals,
-    )
+    from carbonledger.mlflow_plugin import reset
 
-    flusher.reset()
-    accounting.reset()
-    registry.reset()
-    signals.reset()
-    factors.reset()
-    safety.reset_reports()
+    reset()
 
 
 @pytest.fixture(autouse=True)

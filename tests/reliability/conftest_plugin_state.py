@@ -4,11 +4,6 @@ from __future__ import annotations
 
 
 def reset_plugin() -> None:
-    from carbonledger.mlflow_plugin import accounting, factors, flusher, registry, safety, signals
+    from carbonledger.mlflow_plugin import reset
 
-    flusher.reset()
-    accounting.reset()
-    registry.reset()
-    signals.reset()
-    factors.reset()
-    safety.reset_reports()
+    reset()
