@@ -116,22 +116,20 @@ def sum_nodes(latest: dict[str, float]) -> tuple[dict[str, float], int, int]:
             nid, _, fieldname = key[len(contract.NODE_PREFIX) :].rpartition("/")
             nodes.setdefault(nid, {})[fieldname] = value
 
-    def total(metric: str) -> float:
-        name = FIELD_OF_METRIC.get(metric, metric)
-        return sum(n.get(name, 0.0) for n in nodes.values())
+    def total(field: str) -> float:
+        return sum(n.get(field, 0.0) for n in nodes.values())
 
-    energy, facility, co2e = (
-        total(contract.M_ENERGY_KWH),
-        total(contract.M_FACILITY_ENERGY_KWH),
-        total(contract.M_CO2E_KG),
-    )
+    def sum_of(metric: str) -> float:
+        """The nodes' figures that add up to the run metric ``metric``."""
+        return total(FIELD_OF_METRIC[metric])
+
+    energy = sum_of(contract.M_ENERGY_KWH)
+    facility = sum_of(contract.M_FACILITY_ENERGY_KWH)
+    co2e = sum_of(contract.M_CO2E_KG)
     duration_field = FIELD_OF_METRIC[contract.M_DURATION_S]
     duration = max((n.get(duration_field, 0.0) for n in nodes.values()), default=0.0)
     f = get_factors()
-    out = {
-        contract.M_COMPONENT_ENERGY_KWH[c]: total(contract.M_COMPONENT_ENERGY_KWH[c])
-        for c in contract.COMPONENTS
-    }
+    out = {metric: sum_of(metric) for metric in contract.M_COMPONENT_ENERGY_KWH.values()}
     out.update(
         {
             contract.M_ENERGY_KWH: energy,
@@ -143,7 +141,7 @@ def sum_nodes(latest: dict[str, float]) -> tuple[dict[str, float], int, int]:
             ),
             contract.M_DURATION_S: duration,
             contract.M_AVG_POWER_W: contract.average_power_w(energy, duration),
-            contract.M_PEAK_POWER_W: total(contract.M_PEAK_POWER_W),
+            contract.M_PEAK_POWER_W: sum_of(contract.M_PEAK_POWER_W),
         }
     )
     return out, len(nodes), int(total(FLUSH_SEQ))
