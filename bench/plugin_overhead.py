@@ -90,10 +90,10 @@ def trial(mode: str, trees: int, uri: str) -> dict[str, float]:
         if mode == "plugin":
             ours = [t for t in threading.enumerate() if t.name.startswith("carbonledger")]
     if mode == "plugin":
-        from carbonledger.mlflow_plugin import hooks
+        from carbonledger.mlflow_plugin import plugin_state
 
         threads_cpu = _thread_cpu_s(ours)
-        inline_cpu = hooks.stats["hook_cpu_s"]
+        inline_cpu = plugin_state().hook_stats["hook_cpu_s"]
     if tracker is not None:
         threads_cpu = _thread_cpu_s([t for t in threading.enumerate() if t not in before])
         s0 = time.thread_time()

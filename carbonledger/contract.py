@@ -22,6 +22,8 @@ J_PER_KWH: Final = 3_600_000.0
 """Joules in one kilowatt-hour."""
 G_PER_KG: Final = 1000.0
 """Grams in one kilogram (intensities are gCO2e/kWh, masses kg CO2e)."""
+WH_PER_KWH: Final = 1000.0
+"""Watt-hours in one kilowatt-hour (per-request figures are in Wh)."""
 MS_PER_S: Final = 1000.0
 """Milliseconds in one second (MLflow timestamps are epoch milliseconds)."""
 S_PER_HOUR: Final = 3600.0
@@ -119,6 +121,18 @@ NODE_FIELDS: Final = (
     "peak_power_w",
     "flush_seq",
 )
+NODE_FIELD_METRICS: Final = {
+    "energy_kwh": M_ENERGY_KWH,
+    "gpu_energy_kwh": M_GPU_ENERGY_KWH,
+    "cpu_energy_kwh": M_CPU_ENERGY_KWH,
+    "ram_energy_kwh": M_RAM_ENERGY_KWH,
+    "facility_energy_kwh": M_FACILITY_ENERGY_KWH,
+    "co2e_kg": M_CO2E_KG,
+    "duration_s": M_DURATION_S,
+    "avg_power_w": M_AVG_POWER_W,
+    "peak_power_w": M_PEAK_POWER_W,
+}
+"""The run total each node field stands for (every NODE_FIELDS entry but ``flush_seq``)."""
 
 
 def node_metric(node_id: str, field: str) -> str:

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from carbonledger.contract import G_PER_KG
 from carbonledger.intensity.factors import GridFactor, PueFactor
+
+
+def co2e_kg(energy_kwh: float, pue: float, intensity_g_per_kwh: float) -> float:
+    """Operational CO2e in kg of IT energy ``energy_kwh`` at ``pue`` and a grid intensity.
+
+    ``energy_kwh x pue`` is the facility energy; times ``intensity_g_per_kwh`` (gCO2e/kWh) it
+    gives grams, so the result is ``energy_kwh x pue x intensity_g_per_kwh / 1000``. Every
+    CO2e figure computed in Python (plugin, inference meter, CLI, estimates) comes from here.
+    """
+    return energy_kwh * pue * intensity_g_per_kwh / G_PER_KG
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +47,12 @@ class Footprint:
 
 def footprint(energy_kwh: float, grid: GridFactor, pue: PueFactor) -> Footprint:
     """Apply PUE and grid intensity to an IT energy figure in kWh."""
-    facility_kwh = energy_kwh * pue.value
     return Footprint(
         energy_kwh=energy_kwh,
         pue=pue.value,
-        facility_energy_kwh=facility_kwh,
+        facility_energy_kwh=energy_kwh * pue.value,
         intensity_g_per_kwh=grid.intensity_g_per_kwh,
-        co2e_kg=facility_kwh * grid.intensity_g_per_kwh / 1000.0,
+        co2e_kg=co2e_kg(energy_kwh, pue.value, grid.intensity_g_per_kwh),
         grid=grid,
         pue_factor=pue,
     )

@@ -6,7 +6,7 @@ Drive a ``Meter`` without hardware, deterministically::
     meter = fake_meter({"gpu": 300.0, "cpu": [(0, 50.0), (10, 80.0)]}, clock=clock)
     with meter.open_window() as window:
         clock.advance(20)
-    window.close().energy_kwh  # (300 * 20 + 50 * 10 + 80 * 10) / 3.6e6
+    window.close().energy_kwh  # (300 * 20 + 50 * 10 + 80 * 10) / J_PER_KWH
 
 Power is given per component either as a constant in watts or as steps
 ``[(from_elapsed_s, power_w), ...]`` (piecewise constant, exact integration).

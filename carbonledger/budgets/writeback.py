@@ -15,18 +15,25 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from carbonledger.budgets.evaluate import BudgetStatus
+from carbonledger.contract import (  # the names the plugin's pre-flight reads
+    TAG_BUDGET_LIMIT_CO2E_KG,
+    TAG_BUDGET_ORIGIN,
+    TAG_BUDGET_PROJECTION,
+    TAG_BUDGET_STATUS,
+    TAG_BUDGET_USED_CO2E_KG,
+    TAG_BUDGET_USED_PCT,
+)
 from carbonledger.ledger.engine import redact_uri
 from carbonledger.ledger.models import RegisteredModel, TrackingSource
-from carbonledger.mlflow_plugin.preflight import (  # the names the plugin reads
-    TAG_LIMIT_KG,
-    TAG_ORIGIN,
-    TAG_PROJECTION,
-    TAG_STATUS,
-    TAG_USED_KG,
-    TAG_USED_PCT,
-)
 
-STATUS_TAGS = (TAG_STATUS, TAG_USED_PCT, TAG_USED_KG, TAG_LIMIT_KG, TAG_PROJECTION, TAG_ORIGIN)
+STATUS_TAGS = (
+    TAG_BUDGET_STATUS,
+    TAG_BUDGET_USED_PCT,
+    TAG_BUDGET_USED_CO2E_KG,
+    TAG_BUDGET_LIMIT_CO2E_KG,
+    TAG_BUDGET_PROJECTION,
+    TAG_BUDGET_ORIGIN,
+)
 
 ClientFactory = Callable[[str], Any]
 
@@ -43,12 +50,12 @@ class WritebackResult:
 def status_tags(status: BudgetStatus) -> dict[str, str]:
     """The registered-model tags of a model budget's status (rounded, so they change rarely)."""
     return {
-        TAG_STATUS: status.status,
-        TAG_USED_PCT: f"{status.used_pct:.1f}",
-        TAG_USED_KG: f"{status.used_co2e_kg:.4g}",
-        TAG_LIMIT_KG: f"{status.budget.limit_co2e_kg:g}",
-        TAG_PROJECTION: status.projection,
-        TAG_ORIGIN: status.budget.origin,
+        TAG_BUDGET_STATUS: status.status,
+        TAG_BUDGET_USED_PCT: f"{status.used_pct:.1f}",
+        TAG_BUDGET_USED_CO2E_KG: f"{status.used_co2e_kg:.4g}",
+        TAG_BUDGET_LIMIT_CO2E_KG: f"{status.budget.limit_co2e_kg:g}",
+        TAG_BUDGET_PROJECTION: status.projection,
+        TAG_BUDGET_ORIGIN: status.budget.origin,
     }
 
 
@@ -80,7 +87,7 @@ def write_status_tags(
     for name, tags, uri in rows:
         if name in wanted:
             work.setdefault(uri, []).append((name, wanted[name]))
-        elif TAG_STATUS in (tags or {}):
+        elif TAG_BUDGET_STATUS in (tags or {}):
             work.setdefault(uri, []).append((name, None))
     for uri, models in sorted(work.items()):
         try:

@@ -15,6 +15,7 @@ from carbonledger.cli._ledger_common import (
     resolve_ledger_url,
 )
 from carbonledger.cli.import_cmd import import_app
+from carbonledger.contract import TAG_TEAM
 
 inference_app = typer.Typer(help="Meter served models: wrap a model for `mlflow models serve`.")
 
@@ -128,7 +129,7 @@ def wrap_cmd(
         str | None,
         typer.Option(help="Where inference runs go (default: the server's MLFLOW_TRACKING_URI)."),
     ] = None,
-    team: Annotated[str | None, typer.Option(help="carbon.team of the inference runs.")] = None,
+    team: Annotated[str | None, typer.Option(help=f"{TAG_TEAM} of the inference runs.")] = None,
 ) -> None:
     """Write a pyfunc model that serves MODEL_URI metered, for `mlflow models serve -m`."""
     from carbonledger.errors import CarbonLedgerError

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from carbonledger.contract import G_PER_KG, j_from_kwh
 from carbonledger.errors import CarbonLedgerError
 
 HELP = (
@@ -149,7 +150,7 @@ def _report(
         "components": {
             name: {
                 "energy_kwh": c.energy_kwh,
-                "energy_j": c.energy_kwh * 3.6e6,
+                "energy_j": j_from_kwh(c.energy_kwh),
                 "method": c.method,
                 "measured": c.measured,
                 "avg_power_w": c.avg_power_w,
@@ -216,7 +217,7 @@ def _print_table(console: Any, r: dict[str, Any]) -> None:
     table.add_row(
         "total (IT)",
         _g(r["energy_kwh"]),
-        _g(r["energy_kwh"] * 3.6e6),
+        _g(j_from_kwh(r["energy_kwh"])),
         _g(r["avg_power_w"], 3),
         _g(r["peak_power_w"], 3),
         "",
@@ -234,7 +235,7 @@ def _print_table(console: Any, r: dict[str, Any]) -> None:
     )
     console.print(
         f"facility energy {_g(r['facility_energy_kwh'])} kWh · "
-        f"CO2e {_g(r['co2e_kg'] * 1000)} g ({_g(r['co2e_kg'])} kg)",
+        f"CO2e {_g(r['co2e_kg'] * G_PER_KG)} g ({_g(r['co2e_kg'])} kg)",
         style="bold",
     )
     for note in r["notes"]:

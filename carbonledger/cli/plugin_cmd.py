@@ -56,7 +56,7 @@ def _measure(sample_s: float) -> dict[str, Any]:
 
 
 def _diagnose(sample_s: float) -> dict[str, Any]:
-    from carbonledger.mlflow_plugin import distributed, journal
+    from carbonledger.mlflow_plugin import election, journal
     from carbonledger.settings import get_settings
 
     settings = get_settings()
@@ -108,7 +108,7 @@ def _diagnose(sample_s: float) -> dict[str, Any]:
     }
     report["journal"] = {"path": str(journal.journal_dir()), "pending_batches": len(pending)}
     report["distributed"] = {
-        "node_id": distributed.node_id(),
+        "node_id": election.node_id(),
         "world_size": os.environ.get("WORLD_SIZE", "1"),
         "rank": os.environ.get("RANK", "0"),
         "local_rank": os.environ.get("LOCAL_RANK", "0"),

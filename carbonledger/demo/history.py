@@ -19,12 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from carbonledger import contract
 from carbonledger.demo.training import use_experiment
+from carbonledger.footprint import co2e_kg
+from carbonledger.measure.ram import W_PER_GB as RAM_W_PER_GB
 
-SYNTHETIC_TAG = "carbon.synthetic"
+SYNTHETIC_TAG = contract.TAG_SYNTHETIC
 SEED = 20261123
 MONTHS = 6
-RAM_W_PER_GB = 0.3725
+METHODS = "gpu=nvml-energy-counter;cpu=rapl;ram=ram-w-per-gb-estimate"  # carbon.methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +110,15 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                 if start + timedelta(hours=p.hours[1]) >= now:
                     continue
                 hours = rng.uniform(*p.hours)
+                duration_s = hours * contract.S_PER_HOUR
                 gpus = rng.choice(p.gpus)
                 utilisation = rng.uniform(0.55, 0.95)
-                gpu_kwh = gpus * p.gpu_power_w * utilisation * hours / 1000.0
-                cpu_kwh = 2 * 120.0 * rng.uniform(0.3, 0.7) * hours / 1000.0
+                gpu_kwh = contract.energy_kwh_at(gpus * p.gpu_power_w * utilisation, duration_s)
+                cpu_kwh = contract.energy_kwh_at(2 * 120.0 * rng.uniform(0.3, 0.7), duration_s)
                 ram_gb = 64.0 * max(1, gpus // 2)
-                ram_kwh = RAM_W_PER_GB * ram_gb * hours / 1000.0
+                ram_kwh = contract.energy_kwh_at(RAM_W_PER_GB * ram_gb, duration_s)
                 energy = gpu_kwh + cpu_kwh + ram_kwh
-                facility = energy * p.pue
+                avg_power_w = contract.average_power_w(energy, duration_s)
                 end = start + timedelta(hours=hours)
                 plans.append(
                     {
@@ -127,18 +131,18 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                         "gpus": gpus,
                         "ram_gb": ram_gb,
                         "metrics": {
-                            "carbon/gpu_energy_kwh": gpu_kwh,
-                            "carbon/cpu_energy_kwh": cpu_kwh,
-                            "carbon/ram_energy_kwh": ram_kwh,
-                            "carbon/energy_kwh": energy,
-                            "carbon/pue": p.pue,
-                            "carbon/facility_energy_kwh": facility,
-                            "carbon/intensity_g_per_kwh": intensity,
-                            "carbon/co2e_kg": facility * intensity / 1000.0,
-                            "carbon/duration_s": hours * 3600.0,
-                            "carbon/avg_power_w": energy * 1000.0 / hours,
-                            "carbon/peak_power_w": energy * 1000.0 / hours * 1.3,
-                            "carbon/heartbeat_ms": end.timestamp() * 1000.0,
+                            contract.M_GPU_ENERGY_KWH: gpu_kwh,
+                            contract.M_CPU_ENERGY_KWH: cpu_kwh,
+                            contract.M_RAM_ENERGY_KWH: ram_kwh,
+                            contract.M_ENERGY_KWH: energy,
+                            contract.M_PUE: p.pue,
+                            contract.M_FACILITY_ENERGY_KWH: energy * p.pue,
+                            contract.M_INTENSITY_G_PER_KWH: intensity,
+                            contract.M_CO2E_KG: co2e_kg(energy, p.pue, intensity),
+                            contract.M_DURATION_S: duration_s,
+                            contract.M_AVG_POWER_W: avg_power_w,
+                            contract.M_PEAK_POWER_W: avg_power_w * 1.3,
+                            contract.M_HEARTBEAT_MS: end.timestamp() * contract.MS_PER_S,
                         },
                         "source": source,
                     }
@@ -165,27 +169,27 @@ def write_history(artifacts: Path, now: datetime | None = None) -> list[str]:
             p: TeamProfile = plan["profile"]  # type: ignore[assignment]
             if p.experiment not in experiments:
                 experiments[p.experiment] = use_experiment(p.experiment, p.team, artifacts)
-            start_ms = int(plan["start"].timestamp() * 1000)  # type: ignore[attr-defined]
-            end_ms = int(plan["end"].timestamp() * 1000)  # type: ignore[attr-defined]
+            start_ms = int(plan["start"].timestamp() * contract.MS_PER_S)  # type: ignore[attr-defined]
+            end_ms = int(plan["end"].timestamp() * contract.MS_PER_S)  # type: ignore[attr-defined]
             run = client.create_run(
                 experiments[p.experiment], start_time=start_ms, run_name=str(plan["name"])
             )
             tags = {
                 SYNTHETIC_TAG: "true",
-                "carbon.model_name": str(plan["model"]),
-                "carbon.plugin_version": "synthetic",
-                "carbon.gpu_model": p.gpu_model,
-                "carbon.gpu_count": str(plan["gpus"]),
-                "carbon.cpu_model": "AMD EPYC 7R13",
-                "carbon.cpu_count": "2",
-                "carbon.ram_gb": f"{plan['ram_gb']:g}",
-                "carbon.cloud_provider": p.cloud_provider,
-                "carbon.cloud_region": p.cloud_region,
-                "carbon.grid_zone": p.zone,
-                "carbon.intensity_source": str(plan["source"]),
-                "carbon.methods": "gpu=nvml-energy-counter;cpu=rapl;ram=ram-w-per-gb-estimate",
-                "carbon.attribution": "device",
-                "carbon.node_count": "1",
+                contract.TAG_MODEL_NAME: str(plan["model"]),
+                contract.TAG_PLUGIN_VERSION: "synthetic",
+                contract.TAG_GPU_MODEL: p.gpu_model,
+                contract.TAG_GPU_COUNT: str(plan["gpus"]),
+                contract.TAG_CPU_MODEL: "AMD EPYC 7R13",
+                contract.TAG_CPU_COUNT: "2",
+                contract.TAG_RAM_GB: f"{plan['ram_gb']:g}",
+                contract.TAG_CLOUD_PROVIDER: p.cloud_provider,
+                contract.TAG_CLOUD_REGION: p.cloud_region,
+                contract.TAG_GRID_ZONE: p.zone,
+                contract.TAG_INTENSITY_SOURCE: str(plan["source"]),
+                contract.TAG_METHODS: METHODS,
+                contract.TAG_ATTRIBUTION: "device",
+                contract.TAG_NODE_COUNT: "1",
             }
             metrics = plan["metrics"]
             client.log_batch(
@@ -208,7 +212,7 @@ def _register_synthetic_models(client: Any, run_ids: list[str]) -> None:
     last: dict[str, Any] = {}
     for run_id in run_ids:
         run = client.get_run(run_id)
-        name = run.data.tags.get("carbon.model_name")
+        name = run.data.tags.get(contract.TAG_MODEL_NAME)
         if name and name not in real and run.info.status == "FINISHED":
             last[name] = run
     for name, run in last.items():

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from carbonledger import contract
 from carbonledger.demo.history import PROFILES, SEED, SYNTHETIC_TAG, plugin_off
+from carbonledger.footprint import co2e_kg
 
 HISTORY_DAYS = 60
 WINDOW_S = 3600.0
+METHODS = "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate"  # carbon.methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,40 +95,37 @@ def _hour_windows(now: datetime) -> list[datetime]:
 def _window_metrics(
     spec: ServedModel, requests: int, pue: float, intensity: float
 ) -> dict[str, Any]:
-    from carbonledger.inference import runs as n
-
     load = min(1.0, requests / (spec.requests_per_hour * 1.5))
     idle_share = 0.8  # BLOOM's deployment: ~80% of serving energy independent of load
-    energy_kwh = spec.server_power_w * (idle_share + (1 - idle_share) * load) / 1000.0
-    gpu, cpu, ram = energy_kwh * 0.7, energy_kwh * 0.22, energy_kwh * 0.08
+    power_w = spec.server_power_w * (idle_share + (1 - idle_share) * load)
+    energy_kwh = contract.energy_kwh_at(power_w, WINDOW_S)
+    shares = {"gpu": 0.7, "cpu": 0.22, "ram": 0.08}
     active = energy_kwh * (1 - idle_share) * load
     facility = energy_kwh * pue
-    co2e = facility * intensity / 1000.0
+    co2e = co2e_kg(energy_kwh, pue, intensity)
     out = {
-        n.W_REQUESTS: float(requests),
-        n.W_ROWS: float(requests),
-        n.W_ERRORS: 0.0,
-        n.W_WINDOW_S: WINDOW_S,
-        n.W_BUSY_S: WINDOW_S * load * 0.6,
-        n.W_HOSTED_S: WINDOW_S,
-        n.W_COMPONENT["gpu"]: gpu,
-        n.W_COMPONENT["cpu"]: cpu,
-        n.W_COMPONENT["ram"]: ram,
-        n.W_ENERGY: energy_kwh,
-        n.W_ACTIVE: active,
-        n.W_IDLE: energy_kwh - active,
-        n.W_PUE: pue,
-        n.W_FACILITY: facility,
-        n.W_INTENSITY: intensity,
-        n.W_CO2E: co2e,
-        n.W_LATENCY[50.0]: 4.0 + 10 * load,
-        n.W_LATENCY[95.0]: 9.0 + 30 * load,
-        n.W_LATENCY[99.0]: 15.0 + 60 * load,
+        contract.W_REQUESTS: float(requests),
+        contract.W_ROWS: float(requests),
+        contract.W_ERRORS: 0.0,
+        contract.W_WINDOW_S: WINDOW_S,
+        contract.W_BUSY_S: WINDOW_S * load * 0.6,
+        contract.W_HOSTED_S: WINDOW_S,
+        **{contract.W_COMPONENT_ENERGY_KWH[c]: energy_kwh * share for c, share in shares.items()},
+        contract.W_ENERGY_KWH: energy_kwh,
+        contract.W_ACTIVE_ENERGY_KWH: active,
+        contract.W_IDLE_ENERGY_KWH: energy_kwh - active,
+        contract.W_PUE: pue,
+        contract.W_FACILITY_ENERGY_KWH: facility,
+        contract.W_INTENSITY_G_PER_KWH: intensity,
+        contract.W_CO2E_KG: co2e,
+        contract.W_LATENCY_MS[50.0]: 4.0 + 10 * load,
+        contract.W_LATENCY_MS[95.0]: 9.0 + 30 * load,
+        contract.W_LATENCY_MS[99.0]: 15.0 + 60 * load,
     }
     if requests:
-        out[n.W_WH_PER_REQUEST] = facility * 1000.0 / requests
-        out[n.W_ACTIVE_WH_PER_REQUEST] = active * pue * 1000.0 / requests
-        out[n.W_G_PER_REQUEST] = co2e * 1000.0 / requests
+        out[contract.W_WH_PER_REQUEST] = facility * contract.WH_PER_KWH / requests
+        out[contract.W_ACTIVE_WH_PER_REQUEST] = active * pue * contract.WH_PER_KWH / requests
+        out[contract.W_CO2E_G_PER_REQUEST] = co2e * contract.G_PER_KG / requests
     return out
 
 
@@ -138,7 +138,7 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
     from mlflow.tracking import MlflowClient
 
     from carbonledger.demo.history import intensity_of
-    from carbonledger.inference import runs as n
+    from carbonledger.inference.runs import DEFAULT_EXPERIMENT
 
     now = now or datetime.now(UTC)
     rng = random.Random(SEED + 1)
@@ -146,8 +146,8 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
     profiles = {p.team: p for p in PROFILES}
     run_ids: list[str] = []
     with plugin_off():
-        exp = client.get_experiment_by_name(n.DEFAULT_EXPERIMENT)
-        exp_id = exp.experiment_id if exp else client.create_experiment(n.DEFAULT_EXPERIMENT)
+        exp = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+        exp_id = exp.experiment_id if exp else client.create_experiment(DEFAULT_EXPERIMENT)
         by_day: dict[tuple[str, str], list[datetime]] = {}
         for hour in _hour_windows(now):
             for spec in SERVED:
@@ -159,7 +159,7 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
             for day in days:
                 hours = by_day[(spec.model_name, day)]
                 intensity, source = intensity_of(team.zone, hours[0].year)
-                start_ms = int(hours[0].timestamp() * 1000)
+                start_ms = int(hours[0].timestamp() * contract.MS_PER_S)
                 run = client.create_run(
                     exp_id,
                     start_time=start_ms,
@@ -173,50 +173,50 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
                     growth = 1 + 0.6 * (1 - (now - hour).days / HISTORY_DAYS)
                     requests = int(spec.requests_per_hour * daily * growth * rng.uniform(0.8, 1.2))
                     w = _window_metrics(spec, requests, team.pue, intensity)
-                    ts = int(hour.timestamp() * 1000)
+                    ts = int(hour.timestamp() * contract.MS_PER_S)
                     metrics += [Metric(k, float(v), ts, step) for k, v in w.items()]
                     for c in totals:
-                        totals[c] += w[n.W_COMPONENT[c]]
+                        totals[c] += w[contract.W_COMPONENT_ENERGY_KWH[c]]
                     requests_total += requests
-                end_ms = int((hours[-1] + timedelta(seconds=WINDOW_S)).timestamp() * 1000)
+                end_ms = int(
+                    (hours[-1] + timedelta(seconds=WINDOW_S)).timestamp() * contract.MS_PER_S
+                )
                 energy = sum(totals.values())
                 duration_s = WINDOW_S * len(hours)
                 run_totals = {
-                    "carbon/gpu_energy_kwh": totals["gpu"],
-                    "carbon/cpu_energy_kwh": totals["cpu"],
-                    "carbon/ram_energy_kwh": totals["ram"],
-                    "carbon/energy_kwh": energy,
-                    "carbon/pue": team.pue,
-                    "carbon/facility_energy_kwh": energy * team.pue,
-                    "carbon/intensity_g_per_kwh": intensity,
-                    "carbon/co2e_kg": energy * team.pue * intensity / 1000.0,
-                    "carbon/duration_s": duration_s,
-                    "carbon/avg_power_w": energy * 3.6e6 / duration_s,
-                    "carbon/peak_power_w": spec.server_power_w,
-                    "carbon/heartbeat_ms": float(end_ms),
-                    n.T_REQUESTS: float(requests_total),
-                    n.T_ROWS: float(requests_total),
-                    n.T_WINDOWS: float(len(hours)),
+                    **{contract.M_COMPONENT_ENERGY_KWH[c]: v for c, v in totals.items()},
+                    contract.M_ENERGY_KWH: energy,
+                    contract.M_PUE: team.pue,
+                    contract.M_FACILITY_ENERGY_KWH: energy * team.pue,
+                    contract.M_INTENSITY_G_PER_KWH: intensity,
+                    contract.M_CO2E_KG: co2e_kg(energy, team.pue, intensity),
+                    contract.M_DURATION_S: duration_s,
+                    contract.M_AVG_POWER_W: contract.average_power_w(energy, duration_s),
+                    contract.M_PEAK_POWER_W: spec.server_power_w,
+                    contract.M_HEARTBEAT_MS: float(end_ms),
+                    contract.W_REQUESTS_TOTAL: float(requests_total),
+                    contract.W_ROWS_TOTAL: float(requests_total),
+                    contract.W_WINDOWS_TOTAL: float(len(hours)),
                 }
                 metrics += [Metric(k, v, end_ms, len(hours)) for k, v in run_totals.items()]
                 tags = {
                     SYNTHETIC_TAG: "true",
-                    "carbon.kind": "inference",
-                    "carbon.model_name": spec.model_name,
-                    "carbon.model_version": str(version),
-                    "carbon.team": spec.team,
-                    "carbon.plugin_version": "synthetic",
-                    "carbon.metered": "true",
-                    "carbon.status": "complete",
-                    "carbon.window_s": f"{WINDOW_S:g}",
-                    "carbon.idle_method": "synthetic-80pct-idle",
-                    "carbon.attribution": "device",
-                    "carbon.node_count": "1",
-                    "carbon.methods": "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate",
-                    "carbon.grid_zone": team.zone,
-                    "carbon.cloud_provider": team.cloud_provider,
-                    "carbon.cloud_region": team.cloud_region,
-                    "carbon.intensity_source": source,
+                    contract.TAG_KIND: contract.KIND_INFERENCE,
+                    contract.TAG_MODEL_NAME: spec.model_name,
+                    contract.TAG_MODEL_VERSION: str(version),
+                    contract.TAG_TEAM: spec.team,
+                    contract.TAG_PLUGIN_VERSION: "synthetic",
+                    contract.TAG_METERED: "true",
+                    contract.TAG_STATUS: contract.STATUS_COMPLETE,
+                    contract.TAG_WINDOW_S: f"{WINDOW_S:g}",
+                    contract.TAG_IDLE_METHOD: "synthetic-80pct-idle",
+                    contract.TAG_ATTRIBUTION: "device",
+                    contract.TAG_NODE_COUNT: "1",
+                    contract.TAG_METHODS: METHODS,
+                    contract.TAG_GRID_ZONE: team.zone,
+                    contract.TAG_CLOUD_PROVIDER: team.cloud_provider,
+                    contract.TAG_CLOUD_REGION: team.cloud_region,
+                    contract.TAG_INTENSITY_SOURCE: source,
                 }
                 for i in range(0, len(metrics), 1000):
                     client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000])

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carbonledger.contract import TAG_MODEL_NAME, TAG_TEAM
+
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +80,7 @@ def use_experiment(name: str, team: str, artifacts: Path) -> str:
         experiment_id = client.create_experiment(name, artifact_location=location)
     else:
         experiment_id = existing.experiment_id
-    client.set_experiment_tag(experiment_id, "carbon.team", team)
+    client.set_experiment_tag(experiment_id, TAG_TEAM, team)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -102,7 +104,7 @@ def train_all(artifacts: Path, models: tuple[DemoModel, ...] = DEMO_MODELS) -> l
         regression = spec.dataset == "diabetes"
         for kind in spec.estimators:
             with mlflow.start_run(run_name=f"{spec.model_name}-{kind}") as run:
-                mlflow.set_tag("carbon.model_name", spec.model_name)
+                mlflow.set_tag(TAG_MODEL_NAME, spec.model_name)
                 estimator = _estimator(kind, regression)
                 estimator.fit(x_train, y_train)
                 score = float(estimator.score(x_test, y_test))
@@ -137,7 +139,7 @@ def _train_torch(artifacts: Path) -> list[str]:
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     use_experiment("vision/digits", "vision", artifacts)
     with mlflow.start_run(run_name="digits-mlp-torch") as run:
-        mlflow.set_tag("carbon.model_name", "digits-mlp")
+        mlflow.set_tag(TAG_MODEL_NAME, "digits-mlp")
         for epoch in range(30):
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(features), labels)

@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from carbonledger.contract import G_PER_KG, energy_kwh_at
 from carbonledger.errors import ConfigError
-from carbonledger.inference.split import percentiles_ms
+from carbonledger.footprint import co2e_kg
+from carbonledger.inference.split import per_request, percentiles_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,7 @@ def run_bench(
         sleep: how to wait through the idle phase (tests).
     """
     from carbonledger.inference.wrapper import _rows
-    from carbonledger.mlflow_plugin.factors import get_factors
+    from carbonledger.mlflow_plugin.api import get_factors
 
     if meter is None:
         from carbonledger.measure import shared_meter
@@ -137,10 +139,11 @@ def run_bench(
     energy = result.energy_kwh
     active = None
     if idle_power_w is not None:
-        active = max(0.0, energy - idle_power_w * result.duration_s / 3.6e6) * 1000.0 / n
+        idle_kwh = energy_kwh_at(idle_power_w, result.duration_s)
+        active = per_request(max(0.0, energy - idle_kwh), n)
     pct = percentiles_ms(latencies) or {50.0: 0.0, 95.0: 0.0, 99.0: 0.0}
     factors = get_factors()
-    wh = energy * 1000.0 / n
+    wh = per_request(energy, n) or 0.0
     return BenchResult(
         model_uri=model_uri,
         requests=len(latencies),
@@ -159,5 +162,6 @@ def run_bench(
         measured=all(c.measured for c in result.components.values()),
         pue=factors.pue.value,
         intensity_g_per_kwh=factors.grid.intensity_g_per_kwh,
-        co2e_g_per_request=wh * factors.pue.value * factors.grid.intensity_g_per_kwh / 1000.0,
+        co2e_g_per_request=G_PER_KG
+        * co2e_kg(energy / n, factors.pue.value, factors.grid.intensity_g_per_kwh),
     )

@@ -22,6 +22,8 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
+from carbonledger.contract import WH_PER_KWH, energy_kwh_at
+
 IDLE_NO_REQUESTS = "no-requests"
 IDLE_BASELINE = "idle-baseline"
 IDLE_BUSY_TIME = "busy-time"
@@ -84,7 +86,7 @@ def split_window(
     if requests == 0:
         idle, method = total, IDLE_NO_REQUESTS
     elif idle_power_w is not None:
-        idle, method = min(total, idle_power_w * duration_s / 3.6e6), IDLE_BASELINE
+        idle, method = min(total, energy_kwh_at(idle_power_w, duration_s)), IDLE_BASELINE
     else:
         busy = min(duration_s, sum(a.busy_s for a in activity))
         idle = total * (1.0 - busy / duration_s) if duration_s > 0 else 0.0
@@ -120,4 +122,4 @@ def percentiles_ms(latencies_s: Sequence[float]) -> dict[float, float] | None:
 
 def per_request(energy_kwh: float, requests: int) -> float | None:
     """Watt-hours per request (``None`` without requests)."""
-    return energy_kwh * 1000.0 / requests if requests else None
+    return energy_kwh * WH_PER_KWH / requests if requests else None

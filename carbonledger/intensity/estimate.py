@@ -91,17 +91,17 @@ def estimate_emissions(
     if count < 1:
         raise ConfigError("the device count must be >= 1 (check --count)")
     energy_kwh = power_w * count * duration_h / 1000.0
-    facility_kwh = energy_kwh * pue.value
-    co2e_kg = facility_kwh * grid.intensity_g_per_kwh / 1000.0
+    from carbonledger.footprint import co2e_kg
+
     return Estimate(
         power_w=power_w,
         count=count,
         duration_h=duration_h,
         energy_kwh=energy_kwh,
         pue=pue,
-        facility_energy_kwh=facility_kwh,
+        facility_energy_kwh=energy_kwh * pue.value,
         grid=grid,
-        co2e_kg=co2e_kg,
+        co2e_kg=co2e_kg(energy_kwh, pue.value, grid.intensity_g_per_kwh),
         hardware=hardware,
         power_source=power_source,
     )

@@ -17,7 +17,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from carbonledger.mlflow_plugin.tracker import COMPONENTS, RunTracker
+from carbonledger.mlflow_plugin.state import plugin_state
+from carbonledger.mlflow_plugin.tracker import RunTracker
+from carbonledger.mlflow_plugin.windows import WindowReader
 
 
 def _default_meter() -> Any:
@@ -28,95 +30,66 @@ def _default_meter() -> Any:
 
 # Seam for tests and for carbonledger.testing: returns an object with open_window()/hardware().
 meter_factory: Callable[[], Any] = _default_meter
-# The first failure to open the meter (device detection, NVML init): kept for the process, so
-# later runs are not metered either and do not pay for detection again (reset_meter_failure).
-_open_failure: Exception | None = None
-
-
-def reset_meter_failure() -> None:
-    """Forget a failed meter start, so the next run tries again (tests, after a fix)."""
-    global _open_failure
-    _open_failure = None
 
 
 class Accountant:
-    """Owns the process window and the set of active trackers."""
+    """Owns the process window and the set of active trackers.
+
+    The first failure to open the meter (device detection, NVML init) is kept in the process
+    state: later runs are not metered either and do not pay for detection again
+    (:func:`carbonledger.mlflow_plugin.reset` forgets it).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._window: Any = None
-        self._meter: Any = None
-        self._last_kwh: dict[str, float] = {}
-        self._last_s = 0.0
-        self._methods: dict[str, tuple[str, bool]] = {}
-        self._hardware_tags: dict[str, str] = {}
-        self._attribution = "device"
+        self._reader: WindowReader | None = None
         self.active: dict[str, RunTracker] = {}
 
     def _open(self) -> None:
-        global _open_failure
-        if _open_failure is not None:
-            raise _open_failure  # detection failed once in this process: do not probe again
+        state = plugin_state()
+        if state.meter_failure is not None:
+            raise state.meter_failure  # detection failed once in this process: do not probe again
         try:
-            self._meter = meter_factory()
-            self._window = self._meter.open_window()
+            self._reader = WindowReader(meter_factory())
         except Exception as exc:
-            _open_failure = exc
+            state.meter_failure = exc
             raise
-        try:
-            hw = self._meter.hardware()
-            self._hardware_tags = {k: str(v) for k, v in hw.as_tags().items()}
-        except Exception:  # noqa: BLE001 - hardware tags are best effort
-            self._hardware_tags = {}
-        first = self._window.read()
-        self._last_kwh = {c: first.energy_of(c) for c in COMPONENTS}
-        self._last_s = first.end_s
-        self._absorb(first)
-
-    def _absorb(self, result: Any) -> None:
-        self._methods = {c: (e.method, bool(e.measured)) for c, e in result.components.items()}
-        self._attribution = getattr(result, "attribution", "device")
 
     def advance(self) -> None:
         """Read the window and charge the energy since the last read to the active runs."""
         with self._lock:
-            if self._window is None:
+            reader = self._reader
+            if reader is None:
                 return
-            result = self._window.read()
-            now = result.end_s
-            delta = {
-                c: max(0.0, result.energy_of(c) - self._last_kwh.get(c, 0.0)) for c in COMPONENTS
-            }
-            interval = max(0.0, now - self._last_s)
-            self._last_kwh = {c: result.energy_of(c) for c in COMPONENTS}
-            self._last_s = now
-            self._absorb(result)
+            delta = reader.read()
             roots = [t for t in self.active.values() if t.root is None]
             if not roots:
                 return
-            share = {c: v / len(roots) for c, v in delta.items() if c in result.components}
+            share = {c: v / len(roots) for c, v in delta.energy_kwh.items()}
             for t in self.active.values():
-                t.charge(share, interval, now)
-                t.methods = dict(self._methods)
-                t.attribution = self._attribution
+                t.charge(share, delta.interval_s, delta.end_s)
+                t.methods = dict(reader.methods)
+                t.attribution = reader.attribution
 
     def start(self, tracker: RunTracker) -> None:
         """Begin charging ``tracker`` (nested under its parent when the parent is tracked)."""
         with self._lock:
             if tracker.run_id in self.active:
                 return
-            if self._window is None:
+            if self._reader is None:
                 self._open()
             else:
                 self.advance()
+            reader = self._reader
+            assert reader is not None
             parent = self.active.get(tracker.parent_id) if tracker.parent_id else None
             tracker.parent = parent
             tracker.root = (parent.root or parent) if parent is not None else None
-            tracker.start_s = self._last_s
-            tracker.last_read_s = self._last_s
-            tracker.methods = dict(self._methods)
-            tracker.hardware_tags = dict(self._hardware_tags)
-            tracker.attribution = self._attribution
+            tracker.start_s = reader.last_s
+            tracker.last_read_s = reader.last_s
+            tracker.methods = dict(reader.methods)
+            tracker.hardware_tags = dict(reader.hardware_tags)
+            tracker.attribution = reader.attribution
             self.active[tracker.run_id] = tracker
 
     def stop(self, run_id: str) -> RunTracker | None:
@@ -133,21 +106,15 @@ class Accountant:
             for t in self.active.values():
                 t.root = _top(t.parent)
             if not self.active:
-                self._close()
+                self.close()
             return tracker
 
-    def _close(self) -> None:
-        window, self._window = self._window, None
-        if window is not None:
-            try:
-                window.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-
-    def trackers(self) -> list[RunTracker]:
-        """The active trackers (a copy)."""
+    def close(self) -> None:
+        """Close the window (the next run opens a new one)."""
         with self._lock:
-            return list(self.active.values())
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
 
 def _top(t: RunTracker | None) -> RunTracker | None:
@@ -162,18 +129,6 @@ def _live_ancestor(t: RunTracker | None, active: dict[str, RunTracker]) -> RunTr
     return t
 
 
-_accountant = Accountant()
-
-
 def accountant() -> Accountant:
     """The process-wide accountant."""
-    return _accountant
-
-
-def reset() -> None:
-    """Drop every tracker and close the window (tests, fork)."""
-    global _accountant
-    with _accountant._lock:
-        _accountant._close()
-    _accountant = Accountant()
-    reset_meter_failure()
+    return plugin_state().accountant

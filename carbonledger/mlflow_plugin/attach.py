@@ -27,8 +27,8 @@ class Attachment:
         if self.closed:
             return
         self.closed = True
-        from carbonledger.mlflow_plugin._safety import guarded
         from carbonledger.mlflow_plugin.registry import registry
+        from carbonledger.mlflow_plugin.safety import guarded
 
         guarded("attach close", registry().end, self.run_id)
 

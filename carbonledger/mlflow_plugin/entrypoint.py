@@ -47,19 +47,14 @@ class CarbonRunContextProvider:
     def tags(self) -> dict[str, str]:
         """Static tags for a fluent run about to be created (no run id yet; cheap)."""
         try:
-            from carbonledger import __version__
+            from carbonledger.contract import TAG_PLUGIN_VERSION
             from carbonledger.mlflow_plugin import hooks
+            from carbonledger.mlflow_plugin.tags import configured_tags, plugin_version
             from carbonledger.settings import get_settings
 
             hooks.install_when_ready()
-            settings = get_settings()
-            if settings.disable:
+            if get_settings().disable:
                 return {}
-            tags = {"carbon.plugin_version": __version__}
-            if settings.team:
-                tags["carbon.team"] = settings.team
-            if settings.model_name:
-                tags["carbon.model_name"] = settings.model_name
-            return tags
+            return {TAG_PLUGIN_VERSION: plugin_version(), **configured_tags()}
         except Exception:  # noqa: BLE001 - MLflow would log it; we stay silent and cheap
             return {}

@@ -7,18 +7,28 @@ in ``carbon.intensity_source`` / ``carbon.pue_source``.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
+from carbonledger.contract import (
+    TAG_CLOUD_PROVIDER,
+    TAG_CLOUD_REGION,
+    TAG_COUNTRY,
+    TAG_GRID_ZONE,
+    TAG_INTENSITY_RESOLVED_BY,
+    TAG_INTENSITY_SOURCE,
+    TAG_PUE_SOURCE,
+)
 from carbonledger.intensity.factors import (
+    PUE_DEFAULT,
     RESOLVED_WORLD_DEFAULT,
+    SOURCE_WORLD_DEFAULT,
+    UNKNOWN_DATACENTRE_PUE,
     WORLD_AVERAGE_G_PER_KWH,
     GridFactor,
     PueFactor,
 )
-from carbonledger.mlflow_plugin._safety import report_once
-
-UNKNOWN_DC_PUE = 1.56
+from carbonledger.mlflow_plugin.safety import report_once
+from carbonledger.mlflow_plugin.state import plugin_state
 
 
 @dataclass(frozen=True)
@@ -28,10 +38,6 @@ class Factors:
     grid: GridFactor
     pue: PueFactor
     tags: dict[str, str]
-
-
-_lock = threading.RLock()  # re-entrant: the SIGTERM handler may flush while it is held
-_cached: Factors | None = None
 
 
 def _resolve() -> Factors:
@@ -49,35 +55,30 @@ def _resolve() -> Factors:
         report_once("grid intensity resolution (using world average)", exc)
         grid = GridFactor(
             WORLD_AVERAGE_G_PER_KWH,
-            source="iea-2019-world",
+            source=SOURCE_WORLD_DEFAULT,
             year=2019,
             resolved_by=RESOLVED_WORLD_DEFAULT,
             note=f"intensity resolution failed: {type(exc).__name__}",
         )
-        pue = PueFactor(UNKNOWN_DC_PUE, source="default", note="intensity resolution failed")
+        pue = PueFactor(
+            UNKNOWN_DATACENTRE_PUE, source=PUE_DEFAULT, note="intensity resolution failed"
+        )
     tags = {
-        "carbon.country": (getattr(location, "country", None) or grid.country or ""),
-        "carbon.cloud_provider": getattr(location, "cloud_provider", None) or "",
-        "carbon.cloud_region": getattr(location, "cloud_region", None) or "",
-        "carbon.grid_zone": (getattr(location, "grid_zone", None) or grid.zone or ""),
-        "carbon.intensity_source": grid.label,
-        "carbon.intensity_resolved_by": grid.resolved_by,
-        "carbon.pue_source": pue.source,
+        TAG_COUNTRY: (getattr(location, "country", None) or grid.country or ""),
+        TAG_CLOUD_PROVIDER: getattr(location, "cloud_provider", None) or "",
+        TAG_CLOUD_REGION: getattr(location, "cloud_region", None) or "",
+        TAG_GRID_ZONE: (getattr(location, "grid_zone", None) or grid.zone or ""),
+        TAG_INTENSITY_SOURCE: grid.label,
+        TAG_INTENSITY_RESOLVED_BY: grid.resolved_by,
+        TAG_PUE_SOURCE: pue.source,
     }
     return Factors(grid=grid, pue=pue, tags={k: v for k, v in tags.items() if v})
 
 
 def get_factors() -> Factors:
-    """The process's factors (resolved on first use)."""
-    global _cached
-    with _lock:
-        if _cached is None:
-            _cached = _resolve()
-        return _cached
-
-
-def reset() -> None:
-    """Forget the cached factors (tests, settings changes)."""
-    global _cached
-    with _lock:
-        _cached = None
+    """The process's factors (resolved on first use, then kept in the plugin state)."""
+    state = plugin_state()
+    with state.factors_lock:  # re-entrant: the SIGTERM handler may flush while it is held
+        if state.factors is None:
+            state.factors = _resolve()
+        return state.factors

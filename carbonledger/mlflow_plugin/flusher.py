@@ -16,14 +16,13 @@ import threading
 import time
 
 from carbonledger.mlflow_plugin import journal, transport
-from carbonledger.mlflow_plugin._safety import report_once
 from carbonledger.mlflow_plugin.journal import Entry
+from carbonledger.mlflow_plugin.safety import report_once
+from carbonledger.mlflow_plugin.state import plugin_state
 
 QUEUE_SIZE = 256
 THREAD_NAME = "carbonledger-flusher"
 REPLAY_PER_TICK = 16  # replay sends (one run's merged entries each) per tracking URI per tick
-
-_delivered_uris: set[str] = set()  # tracking URIs that took a batch since the last replay
 
 
 def deliver(entry: Entry) -> bool:
@@ -37,8 +36,13 @@ def deliver(entry: Entry) -> bool:
         report_once(f"flush to {entry.tracking_uri} (journaled for replay)", exc)
         journal.append(entry)
         return False
-    _delivered_uris.add(entry.tracking_uri)
+    plugin_state().delivered_uris.add(entry.tracking_uri)  # the flusher replays for it
     return True
+
+
+def submit(entry: Entry) -> None:
+    """Queue a batch for the flusher thread (started if needed); never blocks."""
+    ensure_started().submit(entry)
 
 
 class Flusher:
@@ -98,8 +102,9 @@ class Flusher:
 
     def replay_journal(self) -> None:
         """Replay a few journaled entries for each tracking URI that took a batch lately."""
-        uris = set(_delivered_uris)
-        _delivered_uris.difference_update(uris)
+        delivered = plugin_state().delivered_uris
+        uris = set(delivered)
+        delivered.difference_update(uris)
         for uri in sorted(uris):
             try:
                 journal.replay(
@@ -118,7 +123,7 @@ class Flusher:
         return True
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Stop the thread (tests)."""
+        """Stop the thread (see :func:`carbonledger.mlflow_plugin.state.reset`)."""
         self._stop.set()
         try:
             self.queue.put_nowait(None)
@@ -127,31 +132,17 @@ class Flusher:
         self.thread.join(timeout_s)
 
 
-_flusher: Flusher | None = None
-_lock = threading.RLock()  # re-entrant: the SIGTERM handler may run while it is held
-
-
 def ensure_started() -> Flusher:
     """Start the flusher thread on first use."""
-    global _flusher
-    with _lock:
-        if _flusher is None or not _flusher.thread.is_alive():
+    state = plugin_state()
+    with state.lock:  # re-entrant: the SIGTERM handler may run while it is held
+        if state.flusher is None or not state.flusher.thread.is_alive():
             from carbonledger.settings import get_settings
 
-            _flusher = Flusher(get_settings().flush_s)
-        return _flusher
+            state.flusher = Flusher(get_settings().flush_s)
+        return state.flusher
 
 
 def current() -> Flusher | None:
     """The running flusher, if any."""
-    return _flusher
-
-
-def reset() -> None:
-    """Stop and forget the flusher (tests)."""
-    global _flusher
-    with _lock:
-        if _flusher is not None:
-            _flusher.stop()
-        _flusher = None
-        _delivered_uris.clear()
+    return plugin_state().flusher

@@ -5,7 +5,7 @@ creation and every ending goes through (fluent runs, ``with`` blocks, MLflow's a
 autologging, Lightning's ``MLFlowLogger``), and ``ActiveRun.__init__``, the one place a fluent
 run resumed with ``start_run(run_id=...)`` or ``MLFLOW_RUN_ID`` passes through. Each wrapper
 calls MLflow first (creation) or last (ending: the final flush comes **before** the terminal
-status) and runs its own code through :func:`~carbonledger.mlflow_plugin._safety.guarded`.
+status) and runs its own code through :func:`~carbonledger.mlflow_plugin.safety.guarded`.
 
 The entry point is loaded while ``mlflow`` is still importing, before ``MlflowClient`` exists;
 :func:`install_when_ready` therefore patches at once if it can, else leaves a one-shot import
@@ -22,13 +22,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from carbonledger.mlflow_plugin._safety import guarded
+from carbonledger.contract import M_ENERGY_KWH, MLFLOW_PARENT_RUN_ID, MS_PER_S
+from carbonledger.mlflow_plugin.safety import guarded
+from carbonledger.mlflow_plugin.state import plugin_state
 
 _lock = threading.Lock()
 _created = threading.local()  # the run this thread just created (ActiveRun skips it)
 _blocked = threading.local()  # a BudgetExceededError to re-raise to the create_run caller
+# MLflow's methods the hooks replaced (the classes stay patched for the life of the process).
 _originals: dict[str, Callable[..., Any]] = {}
-stats = {"hook_cpu_s": 0.0, "hook_calls": 0}
 
 
 def _enabled() -> bool:
@@ -42,6 +44,7 @@ def _timed(fn: Callable[..., None], *args: Any) -> None:
     try:
         fn(*args)
     finally:
+        stats = plugin_state().hook_stats
         stats["hook_cpu_s"] += time.thread_time() - t0
         stats["hook_calls"] += 1
 
@@ -49,19 +52,16 @@ def _timed(fn: Callable[..., None], *args: Any) -> None:
 def _on_created(client: Any, run: Any, start_time: int | None, called_ms: int) -> None:
     if not _enabled():
         return
-    from carbonledger.mlflow_plugin.registry import (
-        PAST_START_TOLERANCE_MS,
-        REASON_PAST_START,
-        registry,
-    )
+    from carbonledger.contract import UNMETERED_AFTER_THE_FACT
+    from carbonledger.mlflow_plugin.registry import PAST_START_TOLERANCE_MS, registry
 
     uri = client._tracking_client.tracking_uri
     run_id = run.info.run_id
     if start_time is not None and start_time < called_ms - PAST_START_TOLERANCE_MS:
-        registry().mark_unmetered(uri, run_id, REASON_PAST_START)
+        registry().mark_unmetered(uri, run_id, UNMETERED_AFTER_THE_FACT)
         return
     tags = run.data.tags
-    registry().begin(run_id, uri, parent_id=tags.get("mlflow.parentRunId"), run_tags=tags)
+    registry().begin(run_id, uri, parent_id=tags.get(MLFLOW_PARENT_RUN_ID), run_tags=tags)
     _preflight(run_id, uri, dict(run.data.tags))
 
 
@@ -76,7 +76,7 @@ def _preflight(run_id: str, uri: str, tags: dict[str, str]) -> None:
             _blocked.error = exc
             return
         except Exception as exc:  # noqa: BLE001
-            from carbonledger.mlflow_plugin._safety import report_once
+            from carbonledger.mlflow_plugin.safety import report_once
 
             report_once("budget pre-flight", exc)
 
@@ -97,12 +97,12 @@ def _on_active_run(run: Any) -> None:
     base = resumed_base(run.data.metrics)
     base_step = 0
     if base:
-        history = mlflow.MlflowClient(uri).get_metric_history(run_id, "carbon/energy_kwh")
+        history = mlflow.MlflowClient(uri).get_metric_history(run_id, M_ENERGY_KWH)
         base_step = max((m.step for m in history), default=0)
     registry().begin(
         run_id,
         uri,
-        parent_id=run.data.tags.get("mlflow.parentRunId"),
+        parent_id=run.data.tags.get(MLFLOW_PARENT_RUN_ID),
         base=base,
         base_step=base_step,
         run_tags=run.data.tags,
@@ -124,7 +124,7 @@ def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str) -> 
 def _wrap_create_run(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     def create_run(self: Any, *args: Any, **kwargs: Any) -> Any:
-        called_ms = int(time.time() * 1000)
+        called_ms = int(time.time() * MS_PER_S)
         run = orig(self, *args, **kwargs)
         start_time = _arg(args, kwargs, 1, "start_time")
         _blocked.error = None
@@ -196,16 +196,6 @@ def try_install() -> bool:
             _originals[key] = orig
             setattr(owner, attr, wrapper(orig))
         return True
-
-
-def uninstall() -> None:
-    """Restore MLflow's original methods (tests)."""
-    with _lock:
-        targets = {key: (owner, attr) for key, owner, attr, _ in _targets()}
-        for key, orig in _originals.items():
-            owner, attr = targets[key]
-            setattr(owner, attr, orig)
-        _originals.clear()
 
 
 class _InstallWhenReady(importlib.abc.MetaPathFinder):

@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from carbonledger.mlflow_plugin._safety import report_once
+from carbonledger.contract import M_HEARTBEAT_MS, MS_PER_S, STATUS_RUNNING, TAG_STATUS
+from carbonledger.mlflow_plugin.safety import report_once
+from carbonledger.mlflow_plugin.state import plugin_state
 
-HEARTBEAT = "carbon/heartbeat_ms"
-STATUS_TAG = "carbon.status"
 MAX_READ_BYTES = 256 * 1024 * 1024  # a journal larger than this is read in later replays
 MAX_BATCH_ITEMS = 1000  # MLflow's log_batch limits (metrics + params + tags; tags), kept by replays
 MAX_BATCH_TAGS = 100
@@ -59,8 +59,6 @@ class Entry:
     end_time_ms: int | None = None
 
 
-# Re-entrant: a SIGTERM handler may journal while the interrupted main thread holds it.
-_append_lock = threading.RLock()
 _held = threading.local()  # lock files this thread holds (re-entry must not flock again)
 
 
@@ -110,7 +108,7 @@ def append(entry: Entry, folder: Path | None = None) -> bool:
     try:
         folder = folder or journal_dir()
         path = _own_file(folder)
-        with _append_lock:
+        with plugin_state().journal_lock:
             folder.mkdir(parents=True, exist_ok=True)
             with _locked(path), open(path, "a", encoding="utf-8") as fh:
                 fh.write(_line(entry))
@@ -221,7 +219,7 @@ def replay(
     failed_uris: set[str] = set()
     paths = replayable(folder) if only_replayable else files(folder)
     for path in paths:
-        with _append_lock, _locked(path):
+        with plugin_state().journal_lock, _locked(path):
             lines = _read_lines(path)
         done: list[str] = []
         pending: list[tuple[str, Entry]] = []
@@ -265,8 +263,8 @@ def coalesce(entries: list[tuple[str, Entry]]) -> list[tuple[list[str], Entry]]:
         i = open_groups.get(key)
         if i is not None and _fits(groups[i][1], entry):
             raws, merged = groups[i]
-            if any(r and r[0] == HEARTBEAT for r in entry.metrics):  # keep the newest only
-                merged.metrics = [r for r in merged.metrics if not r or r[0] != HEARTBEAT]
+            if any(r and r[0] == M_HEARTBEAT_MS for r in entry.metrics):  # keep the newest only
+                merged.metrics = [r for r in merged.metrics if not r or r[0] != M_HEARTBEAT_MS]
             merged.metrics.extend(entry.metrics)
             merged.tags.update(entry.tags)
             merged.created_ms = max(merged.created_ms, entry.created_ms)
@@ -300,18 +298,18 @@ def _for_replay(entry: Entry) -> Entry:
     ``complete`` that the run's final flush already set, so it is dropped (a run still going
     sends ``running`` again with its next live flush).
     """
-    now_ms = int(time.time() * 1000)
+    now_ms = int(time.time() * MS_PER_S)
     metrics = [
-        [HEARTBEAT, float(now_ms), now_ms, row[3]] if row and row[0] == HEARTBEAT else row
+        [M_HEARTBEAT_MS, float(now_ms), now_ms, row[3]] if row and row[0] == M_HEARTBEAT_MS else row
         for row in entry.metrics
     ]
-    tags = {k: v for k, v in entry.tags.items() if (k, v) != (STATUS_TAG, "running")}
+    tags = {k: v for k, v in entry.tags.items() if (k, v) != (TAG_STATUS, STATUS_RUNNING)}
     return replace(entry, metrics=metrics, tags=tags)
 
 
 def _remove_lines(path: Path, done: list[str]) -> None:
     """Remove ``done`` (as a multiset) from the file, keeping lines appended meanwhile."""
-    with _append_lock, _locked(path):
+    with plugin_state().journal_lock, _locked(path):
         remove = Counter(done)
         keep = []
         for raw in _read_lines(path):

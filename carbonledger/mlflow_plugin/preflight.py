@@ -17,24 +17,25 @@ that is down costs one timeout per TTL, never one per run. Only the deliberate b
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from carbonledger.contract import (
+    TAG_BUDGET_BLOCKED,
+    TAG_BUDGET_LIMIT_CO2E_KG,
+    TAG_BUDGET_ORIGIN,
+    TAG_BUDGET_STATUS,
+    TAG_BUDGET_USED_CO2E_KG,
+    TAG_BUDGET_USED_PCT,
+    TAG_BUDGET_WARNING,
+    TAG_MODEL_NAME,
+)
 from carbonledger.errors import BudgetExceededError
-from carbonledger.mlflow_plugin._safety import report_once
+from carbonledger.mlflow_plugin.safety import report_once
+from carbonledger.mlflow_plugin.state import plugin_state
 
 CACHE_TTL_S = 300.0
-GET_MODEL_ENDPOINT = "/api/2.0/mlflow/registered-models/get"
-TAG_STATUS = "carbon.budget_status"  # written by carbonledger.budgets.writeback
-TAG_USED_PCT = "carbon.budget_used_pct"
-TAG_USED_KG = "carbon.budget_used_co2e_kg"
-TAG_LIMIT_KG = "carbon.budget_limit_co2e_kg"
-TAG_PROJECTION = "carbon.budget_projection"
-TAG_ORIGIN = "carbon.budget_origin"
-RUN_TAG_WARNING = "carbon.budget_warning"
-RUN_TAG_BLOCKED = "carbon.budget_blocked"
 
 logger = logging.getLogger("carbonledger.mlflow_plugin")
 
@@ -50,66 +51,37 @@ class BudgetInfo:
     origin: str
 
 
-_cache: dict[tuple[str, str], tuple[float, BudgetInfo | None]] = {}
-_cache_lock = threading.Lock()
-
-
 def _fetch_tags(tracking_uri: str, model_name: str) -> dict[str, str] | None:
     """The registered model's tags, ``None`` when no such model; raises on failure."""
-    from carbonledger.mlflow_plugin.transport import _rest_creds, _store, _timeout_s
+    from carbonledger.mlflow_plugin.transport import TrackingClient
 
-    creds = _rest_creds(_store(tracking_uri))
-    if creds is not None:
-        from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-        response = http_request(
-            creds,
-            GET_MODEL_ENDPOINT,
-            "GET",
-            max_retries=0,
-            timeout=_timeout_s(),
-            params={"name": model_name},
-        )
-        if response.status_code == 404:
-            return None
-        verify_rest_response(response, GET_MODEL_ENDPOINT)
-        tags = response.json().get("registered_model", {}).get("tags", [])
-        return {t["key"]: t.get("value", "") for t in tags}
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking._model_registry.utils import _get_store
-
-    try:
-        model = _get_store(tracking_uri).get_registered_model(model_name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    return dict(model.tags or {})
+    return TrackingClient(tracking_uri).registered_model_tags(model_name)
 
 
 def budget_info(tracking_uri: str, model_name: str) -> BudgetInfo | None:
     """The model's budget status (cached ``CACHE_TTL_S``); ``None`` when unknown."""
     key = (tracking_uri, model_name)
     now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
+    state = plugin_state()
+    with state.lock:
+        hit = state.budget_cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
     info = None
     try:
         tags = _fetch_tags(tracking_uri, model_name)
-        if tags and tags.get(TAG_STATUS):
+        if tags and tags.get(TAG_BUDGET_STATUS):
             info = BudgetInfo(
-                status=tags[TAG_STATUS],
-                used_pct=tags.get(TAG_USED_PCT, "?"),
-                used_kg=tags.get(TAG_USED_KG, "?"),
-                limit_kg=tags.get(TAG_LIMIT_KG, "?"),
-                origin=tags.get(TAG_ORIGIN, "cli"),
+                status=tags[TAG_BUDGET_STATUS],
+                used_pct=tags.get(TAG_BUDGET_USED_PCT, "?"),
+                used_kg=tags.get(TAG_BUDGET_USED_CO2E_KG, "?"),
+                limit_kg=tags.get(TAG_BUDGET_LIMIT_CO2E_KG, "?"),
+                origin=tags.get(TAG_BUDGET_ORIGIN, "cli"),
             )
     except Exception as exc:  # noqa: BLE001 - an unreachable registry never stops a run
         report_once("budget pre-flight (registry read)", exc)
-    with _cache_lock:
-        _cache[key] = (now + CACHE_TTL_S, info)
+    with state.lock:
+        state.budget_cache[key] = (now + CACHE_TTL_S, info)
     return info
 
 
@@ -144,23 +116,23 @@ def check_budget(run_id: str, tracking_uri: str, tags: Mapping[str, str]) -> Non
     from carbonledger.settings import get_settings
 
     settings = get_settings()
-    model_name = tags.get("carbon.model_name") or settings.model_name
+    model_name = tags.get(TAG_MODEL_NAME) or settings.model_name
     if not model_name:
         return
     info = budget_info(tracking_uri, model_name)
     if info is None:
         return
-    run_tags = {TAG_STATUS: info.status}
+    run_tags = {TAG_BUDGET_STATUS: info.status}
     if info.status != "exceeded":
         _tag(tracking_uri, run_id, run_tags)
         return
     blocked = settings.budget_policy == "block"
     text = message(model_name, info, blocked=blocked)
     if blocked:
-        _refuse(tracking_uri, run_id, {**run_tags, RUN_TAG_BLOCKED: "true"})
+        _refuse(tracking_uri, run_id, {**run_tags, TAG_BUDGET_BLOCKED: "true"})
         raise BudgetExceededError(text)
     logger.warning("carbonledger: %s", text)
-    _tag(tracking_uri, run_id, {**run_tags, RUN_TAG_WARNING: text[:5000]})
+    _tag(tracking_uri, run_id, {**run_tags, TAG_BUDGET_WARNING: text[:5000]})
 
 
 def _tag(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
@@ -168,7 +140,7 @@ def _tag(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
     from carbonledger.mlflow_plugin.journal import Entry
     from carbonledger.mlflow_plugin.transport import now_ms
 
-    flusher.ensure_started().submit(Entry(tracking_uri, run_id, [], tags, now_ms()))
+    flusher.submit(Entry(tracking_uri, run_id, [], tags, now_ms()))
 
 
 def _refuse(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
@@ -184,9 +156,3 @@ def _refuse(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
         flusher.deliver(Entry(tracking_uri, run_id, [], tags, ts, "FAILED", ts))
     except Exception as exc:  # noqa: BLE001
         report_once("budget pre-flight (ending the refused run)", exc)
-
-
-def reset() -> None:
-    """Forget the cached statuses (tests)."""
-    with _cache_lock:
-        _cache.clear()

@@ -9,32 +9,31 @@ in the past are not metered: they are tagged ``carbon.metered=false`` with a rea
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Mapping
 
+from carbonledger.contract import (
+    M_COMPONENT_ENERGY_KWH,
+    M_DURATION_S,
+    M_ENERGY_KWH,
+    M_PEAK_POWER_W,
+)
 from carbonledger.mlflow_plugin import flusher, preflight, transport
 from carbonledger.mlflow_plugin.accounting import accountant
 from carbonledger.mlflow_plugin.journal import Entry
-from carbonledger.mlflow_plugin.tracker import (
-    M_COMPONENT,
-    M_DURATION,
-    M_ENERGY,
-    M_PEAK_POWER,
-    RunTracker,
-    plugin_version,
-    static_tags,
-)
+from carbonledger.mlflow_plugin.state import plugin_state
+from carbonledger.mlflow_plugin.tags import configured_tags, unmetered_tags
+from carbonledger.mlflow_plugin.tracker import RunTracker
 from carbonledger.mlflow_plugin.transport import now_ms
 
-# An explicit start_time older than the create_run call by more than this is "after the fact".
+# An explicit start_time older than the create_run call by more than this is "after the fact"
+# (tagged carbon.unmetered_reason=contract.UNMETERED_AFTER_THE_FACT).
 PAST_START_TOLERANCE_MS = 250
-REASON_PAST_START = "created-after-the-fact"
 # Budget pre-flight seam (issue 5): callables ``check(run_id, tracking_uri, tags)`` run when a
 # metered run is created. A ``BudgetExceededError`` they raise reaches the caller of
 # ``create_run`` (policy ``block``); any other exception is reported once and ignored.
 PREFLIGHT: list[Callable[[str, str, Mapping[str, str]], None]] = [preflight.check_budget]
-RESUMABLE_METRICS = (*M_COMPONENT.values(), M_DURATION, M_PEAK_POWER)
+RESUMABLE_METRICS = (*M_COMPONENT_ENERGY_KWH.values(), M_DURATION_S, M_PEAK_POWER_W)
 
 
 class Registry:
@@ -87,7 +86,7 @@ class Registry:
             self._trackers[run_id] = tracker
         thread = flusher.ensure_started()
         signals.ensure_installed()
-        missing = static_tags(run_tags) if run_tags is not None else {}
+        missing = configured_tags(run_tags) if run_tags is not None else {}
         if missing:
             thread.submit(Entry(tracking_uri, run_id, [], missing, now_ms()))
         return tracker
@@ -110,41 +109,14 @@ class Registry:
 
     def mark_unmetered(self, tracking_uri: str, run_id: str, reason: str) -> None:
         """Tag a run the plugin does not meter, off the hot path."""
-        tags = {
-            "carbon.plugin_version": plugin_version(),
-            "carbon.metered": "false",
-            "carbon.unmetered_reason": reason,
-        }
-        flusher.ensure_started().submit(Entry(tracking_uri, run_id, [], tags, now_ms()))
+        flusher.submit(Entry(tracking_uri, run_id, [], unmetered_tags(reason), now_ms()))
 
 
 def resumed_base(metrics: Mapping[str, float]) -> dict[str, float]:
     """The carbon metrics a resumed run already carries (its previous sessions)."""
-    return {k: v for k, v in metrics.items() if k in RESUMABLE_METRICS or k == M_ENERGY}
-
-
-_registry = Registry()
+    return {k: v for k, v in metrics.items() if k in RESUMABLE_METRICS or k == M_ENERGY_KWH}
 
 
 def registry() -> Registry:
     """The process-wide registry."""
-    return _registry
-
-
-def reset() -> None:
-    """Forget every tracker (tests)."""
-    global _registry
-    _registry = Registry()
-
-
-def _forget_in_child() -> None:
-    """A forked child (e.g. a DataLoader worker) does not own its parent's runs or threads."""
-    from carbonledger.mlflow_plugin import accounting
-
-    global _registry
-    _registry = Registry()
-    accounting._accountant = accounting.Accountant()  # the parent's window stays the parent's
-    flusher._flusher = None
-
-
-os.register_at_fork(after_in_child=_forget_in_child)
+    return plugin_state().registry

@@ -1,11 +1,15 @@
 """SIGTERM: a final flush and a KILLED status, chained to whatever handler was there.
 
-Installed with the first tracked run, only from the main thread and only when the current
-handler is the default or a Python callable (a handler set from C or ``SIG_IGN`` is left
-alone: the plugin cannot chain it safely). After the flush the previous behaviour runs: the
-previous Python handler is called, or the default action (termination) is re-delivered.
-The handler never waits on MLflow's retries nor on a lock the interrupted thread may hold (the
-plugin's locks it takes are re-entrant).
+:func:`chain_signal` is the one way the plugin and the inference meter take a signal: only
+from the main thread and only when the current handler is the default or a Python callable
+(a handler set from C or ``SIG_IGN`` is left alone, with one warning: the plugin cannot chain
+it safely). When the signal comes, the action runs, then the previous behaviour: the previous
+Python handler is called, or the default action (termination) is re-delivered. An action
+never waits on MLflow's retries nor on a lock the interrupted thread may hold (the plugin's
+locks it takes are re-entrant).
+
+The training plugin's action (installed with the first tracked run) writes the final flush
+of every tracked run and sets ``KILLED`` on the runs this process owns.
 """
 
 from __future__ import annotations
@@ -13,46 +17,109 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from carbonledger.mlflow_plugin._safety import report_once, warn_once
+from carbonledger.mlflow_plugin.safety import report_once, warn_once
+from carbonledger.mlflow_plugin.state import plugin_state
 
-_installed = False
-_previous: Any = None
+TRAINING = "training"
 
 
-def ensure_installed() -> bool:
-    """Install the handler once; returns whether it is installed."""
-    global _installed, _previous
-    if _installed:
+class SignalChain:
+    """A handler that runs ``action`` and then the handler it replaced.
+
+    Args:
+        owner: who installed it (one chain per owner and process).
+        signum: the signal.
+        action: what to do first; its exceptions are reported once as ``where``.
+        where: the place named in the warning when ``action`` fails.
+        previous: the handler that was installed before (a callable or ``SIG_DFL``).
+    """
+
+    def __init__(
+        self, owner: str, signum: int, action: Callable[[], None], where: str, previous: Any
+    ) -> None:
+        self.owner = owner
+        self.signum = signum
+        self.action = action
+        self.where = where
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        """Handle the signal: the action, then the previous handler or the default action."""
+        try:
+            self.action()
+        except Exception as exc:  # noqa: BLE001
+            report_once(self.where, exc)
+        previous = self.previous
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def restore(self) -> None:
+        """Put the previous handler back (main thread only; tests and :func:`state.reset`)."""
+        if threading.current_thread() is threading.main_thread():
+            previous = self.previous if self.previous is not None else signal.SIG_DFL
+            signal.signal(self.signum, previous)
+
+
+def _installed(owner: str, handler: Any) -> SignalChain | None:
+    """The chain of ``owner`` among the handlers chained from ``handler``, if any."""
+    while isinstance(handler, SignalChain):
+        if handler.owner == owner:
+            return handler
+        handler = handler.previous
+    return None
+
+
+def chain_signal(
+    owner: str,
+    action: Callable[[], None],
+    *,
+    where: str,
+    signum: int = signal.SIGTERM,
+) -> bool:
+    """Run ``action`` on ``signum`` before the current handler; once per owner and process.
+
+    Args:
+        owner: who installs it (``training``, ``inference``); a second call is a no-op.
+        action: what to do when the signal comes (bounded: no retries, no blocking locks).
+        where: the place a failure of ``action`` is reported as.
+        signum: the signal (default SIGTERM).
+
+    Returns:
+        Whether the handler is installed (False off the main thread, or when the current
+        handler cannot be chained).
+    """
+    state = plugin_state()
+    if owner in state.signal_chains:
         return True
     if threading.current_thread() is not threading.main_thread():
         return False
+    name = signal.Signals(signum).name
     try:
-        previous = signal.getsignal(signal.SIGTERM)
+        previous = signal.getsignal(signum)
         if previous is signal.SIG_IGN or previous is None:
-            warn_once("sigterm", "SIGTERM handler not chained (ignored or set outside Python)")
+            warn_once(name.lower(), f"{name} handler not chained (ignored or set outside Python)")
             return False
-        _previous = previous
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _installed = True
+        chain = _installed(owner, previous)  # still installed from before a reset
+        if chain is None:
+            chain = SignalChain(owner, signum, action, where, previous)
+            signal.signal(signum, chain)
+        state.signal_chains[owner] = chain
+        return True
     except (ValueError, OSError) as exc:
-        report_once("SIGTERM handler install", exc)
-    return _installed
+        report_once(f"{name} handler install", exc)
+        return False
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    try:
-        terminate_all("KILLED")
-    except Exception as exc:  # noqa: BLE001
-        report_once("SIGTERM final flush", exc)
-    previous = _previous
-    if callable(previous):
-        previous(signum, frame)
-        return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+def ensure_installed() -> bool:
+    """Install the training plugin's SIGTERM handler once; returns whether it is installed."""
+    return chain_signal(TRAINING, lambda: terminate_all("KILLED"), where="SIGTERM final flush")
 
 
 def terminate_all(status: str) -> None:
@@ -82,11 +149,3 @@ def terminate_all(status: str) -> None:
                         end_time_ms=ended_ms,
                     )
                 )
-
-
-def reset() -> None:
-    """Restore the previous handler (tests)."""
-    global _installed, _previous
-    if _installed and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _previous if _previous is not None else signal.SIG_DFL)
-    _installed, _previous = False, None

@@ -9,107 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from carbonledger.footprint import footprint
-from carbonledger.mlflow_plugin.factors import get_factors
+from carbonledger.contract import (
+    COMPONENTS,
+    M_COMPONENT_ENERGY_KWH,
+    M_DURATION_S,
+    M_HEARTBEAT_MS,
+    M_PEAK_POWER_W,
+)
 from carbonledger.mlflow_plugin.journal import Entry
+from carbonledger.mlflow_plugin.tags import metered_tags
+from carbonledger.mlflow_plugin.totals import Usage, derived_metrics, peak_power_w
 from carbonledger.mlflow_plugin.transport import now_ms
-
-COMPONENTS = ("gpu", "cpu", "ram")
-
-# Public metric names (docs/plugin.md lists every one; a test checks it).
-M_ENERGY = "carbon/energy_kwh"
-M_COMPONENT = {c: f"carbon/{c}_energy_kwh" for c in COMPONENTS}
-M_PUE = "carbon/pue"
-M_FACILITY = "carbon/facility_energy_kwh"
-M_INTENSITY = "carbon/intensity_g_per_kwh"
-M_CO2E = "carbon/co2e_kg"
-M_DURATION = "carbon/duration_s"
-M_AVG_POWER = "carbon/avg_power_w"
-M_PEAK_POWER = "carbon/peak_power_w"
-M_HEARTBEAT = "carbon/heartbeat_ms"
-NODE_PREFIX = "carbon/node/"
-NODE_FIELDS = (
-    "energy_kwh",
-    "gpu_energy_kwh",
-    "cpu_energy_kwh",
-    "ram_energy_kwh",
-    "facility_energy_kwh",
-    "co2e_kg",
-    "duration_s",
-    "avg_power_w",
-    "peak_power_w",
-    "flush_seq",
-)
-TOTAL_METRICS = (
-    M_ENERGY,
-    *M_COMPONENT.values(),
-    M_PUE,
-    M_FACILITY,
-    M_INTENSITY,
-    M_CO2E,
-    M_DURATION,
-    M_AVG_POWER,
-    M_PEAK_POWER,
-)
-
-
-def plugin_version() -> str:
-    """The carbonledger version recorded in ``carbon.plugin_version``."""
-    from carbonledger import __version__
-
-    return __version__
-
-
-@dataclass
-class Usage:
-    """Energy and power of one scope (a run or a node) at one read."""
-
-    energy_kwh: dict[str, float]
-    duration_s: float
-    peak_power_w: float
-
-    @property
-    def it_energy_kwh(self) -> float:
-        """Sum over components."""
-        return sum(self.energy_kwh.values())
-
-
-def derived_metrics(usage: Usage) -> dict[str, float]:
-    """The ``carbon/*`` totals of one scope: energy, PUE, CO2e, duration and power."""
-    f = get_factors()
-    fp = footprint(usage.it_energy_kwh, f.grid, f.pue)
-    avg_w = usage.it_energy_kwh * 3_600_000.0 / usage.duration_s if usage.duration_s > 0 else 0.0
-    out = {M_COMPONENT[c]: usage.energy_kwh.get(c, 0.0) for c in COMPONENTS}
-    out.update(
-        {
-            M_ENERGY: fp.energy_kwh,
-            M_PUE: fp.pue,
-            M_FACILITY: fp.facility_energy_kwh,
-            M_INTENSITY: fp.intensity_g_per_kwh,
-            M_CO2E: fp.co2e_kg,
-            M_DURATION: usage.duration_s,
-            M_AVG_POWER: avg_w,
-            M_PEAK_POWER: max(usage.peak_power_w, avg_w),
-        }
-    )
-    return out
-
-
-def static_tags(run_tags: Mapping[str, str]) -> dict[str, str]:
-    """``carbon.team`` / ``carbon.model_name`` from the settings that the run does not have.
-
-    A value already on the run (set by the user, or by the context provider for fluent runs)
-    always wins: the plugin sets these tags once, at run start, and only when absent.
-    """
-    from carbonledger.settings import get_settings
-
-    settings = get_settings()
-    wanted = {"carbon.team": settings.team, "carbon.model_name": settings.model_name}
-    return {k: v for k, v in wanted.items() if v and k not in run_tags}
 
 
 @dataclass
@@ -155,38 +69,28 @@ class RunTracker:
         """Add one interval's share of energy (called by the accountant under its lock)."""
         for c, v in delta_kwh.items():
             self.energy_kwh[c] = self.energy_kwh.get(c, 0.0) + v
-        if interval_s > 0:
-            power_w = sum(delta_kwh.values()) * 3_600_000.0 / interval_s
-            self.peak_power_w = max(self.peak_power_w, power_w)
+        self.peak_power_w = peak_power_w(self.peak_power_w, delta_kwh, interval_s)
         self.last_read_s = now_s
 
     def usage(self) -> Usage:
         """This session's energy plus what a resumed run already had."""
         energy = {
-            c: self.energy_kwh.get(c, 0.0) + self.base.get(M_COMPONENT[c], 0.0) for c in COMPONENTS
+            c: self.energy_kwh.get(c, 0.0) + self.base.get(M_COMPONENT_ENERGY_KWH[c], 0.0)
+            for c in COMPONENTS
         }
-        duration = max(0.0, self.last_read_s - self.start_s) + self.base.get(M_DURATION, 0.0)
-        peak = max(self.peak_power_w, self.base.get(M_PEAK_POWER, 0.0))
+        duration = max(0.0, self.last_read_s - self.start_s) + self.base.get(M_DURATION_S, 0.0)
+        peak = max(self.peak_power_w, self.base.get(M_PEAK_POWER_W, 0.0))
         return Usage(energy_kwh=energy, duration_s=duration, peak_power_w=peak)
 
     def tags(self, *, final: bool) -> dict[str, str]:
-        """The ``carbon.*`` tags of every flush (team and model name: see :func:`static_tags`)."""
-        measured = [m for _, m in self.methods.values()]
-        tags = {
-            "carbon.plugin_version": plugin_version(),
-            "carbon.metered": "true",
-            "carbon.status": "complete" if final else "running",
-            "carbon.attribution": self.attribution,
-            "carbon.methods": ";".join(f"{c}={m}" for c, (m, _) in sorted(self.methods.items())),
-            "carbon.measured": (
-                "true" if measured and all(measured) else "partial" if any(measured) else "false"
-            ),
-        }
-        if self.node is None:
-            tags["carbon.node_count"] = "1"
-        tags.update(self.hardware_tags)
-        tags.update(get_factors().tags)
-        return tags
+        """The ``carbon.*`` tags of every flush (team and model name: see ``configured_tags``)."""
+        return metered_tags(
+            methods=self.methods,
+            attribution=self.attribution,
+            hardware_tags=self.hardware_tags,
+            final=final,
+            node_count=1 if self.node is None else None,  # distributed: counted from the nodes
+        )
 
     def entry(self, *, final: bool) -> Entry | None:
         """The batch to log now (None when this process has nothing to report for the run)."""
@@ -203,7 +107,7 @@ class RunTracker:
             return node_batch(self, ts=ts, final=final)
         step = self.base_step + self.seq
         metrics: dict[str, float] = derived_metrics(self.usage())
-        metrics[M_HEARTBEAT] = float(ts)
+        metrics[M_HEARTBEAT_MS] = float(ts)
         rows: list[list[float | str | int]] = [[k, v, ts, step] for k, v in metrics.items()]
         tags = {k: v for k, v in self.tags(final=final).items() if self.tags_sent.get(k) != v}
         return Entry(self.tracking_uri, self.run_id, rows, tags, ts)

@@ -23,24 +23,9 @@ EXCEEDED = {
 
 
 def _reset() -> None:
-    from carbonledger.mlflow_plugin import (
-        _safety,
-        accounting,
-        factors,
-        flusher,
-        preflight,
-        registry,
-        signals,
-    )
+    from carbonledger.mlflow_plugin import reset
 
-    flusher.reset()
-    flusher._delivered_uris.clear()  # flusher.reset() keeps them: a later test would replay
-    accounting.reset()
-    registry.reset()
-    signals.reset()
-    factors.reset()
-    preflight.reset()
-    _safety.reset_reports()
+    reset()  # flusher, trackers, signal handler, factors, cached budget statuses, reports
 
 
 @pytest.fixture

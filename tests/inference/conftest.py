@@ -21,17 +21,14 @@ from carbonledger.testing import FakeClock, fake_meter  # noqa: E402
 @pytest.fixture(autouse=True)
 def _factors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Zone DE at 380 g/kWh, PUE 1.2, and clean plugin state around each test."""
-    from carbonledger.mlflow_plugin import _safety, factors, flusher
+    from carbonledger.mlflow_plugin import reset
 
     monkeypatch.setenv("CARBONLEDGER_GRID_ZONE", "DE")
     monkeypatch.setenv("CARBONLEDGER_INTENSITY_G_PER_KWH", str(INTENSITY))
     monkeypatch.setenv("CARBONLEDGER_PUE", str(PUE))
-    factors.reset()
-    _safety.reset_reports()
+    reset()
     yield
-    flusher.reset()
-    flusher._delivered_uris.clear()  # flusher.reset() keeps them: a later test would replay
-    factors.reset()
+    reset()
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from inference_helpers import PUE, Echo
 from mlflow.entities import Metric
 from sqlalchemy import Engine, text
 
+from carbonledger import contract
 from carbonledger.etl import run_etl
-from carbonledger.inference import MeteredModel, runs
+from carbonledger.inference import MeteredModel
 from carbonledger.inference.meter import InferenceMeter
 from carbonledger.ledger import add_emission_factor
 from carbonledger.testing import FakeClock
@@ -136,8 +137,8 @@ def test_a_bad_window_is_quarantined_and_the_others_load(
     MlflowClient(mlflow_uri).log_batch(  # an older window (step 0) with a negative count
         run.info.run_id,
         metrics=[
-            Metric(runs.W_REQUESTS, -3.0, 1_717_199_940_000, 0),
-            Metric(runs.W_WINDOW_S, 60.0, 1_717_199_940_000, 0),
+            Metric(contract.W_REQUESTS, -3.0, 1_717_199_940_000, 0),
+            Metric(contract.W_WINDOW_S, 60.0, 1_717_199_940_000, 0),
         ],
     )
 
@@ -176,8 +177,8 @@ def test_a_window_ending_after_year_9999_is_quarantined(
     MlflowClient(mlflow_uri).log_batch(  # a 2-day window starting on the last day there is
         run.info.run_id,
         metrics=[
-            Metric(runs.W_REQUESTS, 3.0, last_day_ms, 7),
-            Metric(runs.W_WINDOW_S, 172_800.0, last_day_ms, 7),
+            Metric(contract.W_REQUESTS, 3.0, last_day_ms, 7),
+            Metric(contract.W_WINDOW_S, 172_800.0, last_day_ms, 7),
         ],
     )
 

@@ -11,6 +11,7 @@ import pytest
 from inference_helpers import INTENSITY, PUE, Echo, inference_runs
 from mlflow.tracking import MlflowClient
 
+from carbonledger import contract
 from carbonledger.inference import MeteredModel, runs
 from carbonledger.inference.meter import InferenceMeter
 from carbonledger.testing import FakeClock
@@ -53,21 +54,21 @@ def test_a_window_becomes_one_step_of_an_inference_run_with_tags_and_totals(
     assert tags["carbon.inference_meter"] == "leader" and tags["carbon.window_s"] == "60"
     assert tags["carbon.methods"] == "cpu=fake;gpu=fake"
     assert run.info.status == "RUNNING" and run.info.run_name == "inference fraud v3 2024-06-01"
-    [(step, requests, ts)] = history(mlflow_uri, run.info.run_id, runs.W_REQUESTS)
+    [(step, requests, ts)] = history(mlflow_uri, run.info.run_id, contract.W_REQUESTS)
     assert (step, requests, ts) == (1, 41.0, 1_717_200_000_000)
     m = run.data.metrics
-    assert m[runs.W_ERRORS] == 1.0 and m[runs.W_WINDOW_S] == pytest.approx(60.0)
-    assert m[runs.W_ENERGY] == pytest.approx(0.006)
-    assert m[runs.W_ACTIVE] + m[runs.W_IDLE] == pytest.approx(0.006)
-    assert m[runs.W_FACILITY] == pytest.approx(0.006 * PUE)
-    assert m[runs.W_CO2E] == pytest.approx(0.006 * PUE * INTENSITY / 1000)
-    assert m[runs.W_WH_PER_REQUEST] == pytest.approx(6.0 * PUE / 41)
-    assert m[runs.W_G_PER_REQUEST] == pytest.approx(6.0 * PUE * INTENSITY / 1000 / 41)
-    assert m[runs.W_LATENCY[99.0]] >= m[runs.W_LATENCY[50.0]] >= 0
+    assert m[contract.W_ERRORS] == 1.0 and m[contract.W_WINDOW_S] == pytest.approx(60.0)
+    assert m[contract.W_ENERGY_KWH] == pytest.approx(0.006)
+    assert m[contract.W_ACTIVE_ENERGY_KWH] + m[contract.W_IDLE_ENERGY_KWH] == pytest.approx(0.006)
+    assert m[contract.W_FACILITY_ENERGY_KWH] == pytest.approx(0.006 * PUE)
+    assert m[contract.W_CO2E_KG] == pytest.approx(0.006 * PUE * INTENSITY / 1000)
+    assert m[contract.W_WH_PER_REQUEST] == pytest.approx(6.0 * PUE / 41)
+    assert m[contract.W_CO2E_G_PER_REQUEST] == pytest.approx(6.0 * PUE * INTENSITY / 1000 / 41)
+    assert m[contract.W_LATENCY_MS[99.0]] >= m[contract.W_LATENCY_MS[50.0]] >= 0
     assert m["carbon/energy_kwh"] == pytest.approx(0.006)  # run totals, like a training run
     assert m["carbon/co2e_kg"] == pytest.approx(0.006 * PUE * INTENSITY / 1000)
     assert m["carbon/heartbeat_ms"] == 1_717_200_060_000
-    assert (m[runs.T_REQUESTS], m[runs.T_WINDOWS]) == (41.0, 1.0)
+    assert (m[contract.W_REQUESTS_TOTAL], m[contract.W_WINDOWS_TOTAL]) == (41.0, 1.0)
 
 
 def test_versions_in_one_process_share_idle_by_time_and_active_by_requests(
@@ -127,7 +128,7 @@ def test_runs_rotate_at_utc_midnight_and_the_old_one_is_finished(
     assert first.info.status == "FINISHED" and first.data.tags["carbon.status"] == "complete"
     assert first.info.end_time == 1_717_286_400_000
     assert second.info.status == "RUNNING"
-    assert second.data.metrics[runs.T_REQUESTS] == 1.0  # totals restart with the run
+    assert second.data.metrics[contract.W_REQUESTS_TOTAL] == 1.0  # totals restart with the run
 
 
 def test_unloading_a_version_ends_its_run_and_close_ends_the_rest(
@@ -150,7 +151,7 @@ def test_unloading_a_version_ends_its_run_and_close_ends_the_rest(
     meter.close()
 
     [run_b] = [r for r in inference_runs(mlflow_uri) if r.data.tags["carbon.model_name"] == "b"]
-    assert run_b.info.status == "FINISHED" and run_b.data.metrics[runs.T_WINDOWS] == 2.0
+    assert run_b.info.status == "FINISHED" and run_b.data.metrics[contract.W_WINDOWS_TOTAL] == 2.0
 
 
 def test_the_hot_path_never_waits_for_mlflow(
@@ -212,7 +213,7 @@ def test_windows_wait_in_memory_while_the_run_cannot_be_created(
     meter.close_window()
 
     [run] = inference_runs(mlflow_uri)
-    steps = history(mlflow_uri, run.info.run_id, runs.W_REQUESTS)
+    steps = history(mlflow_uri, run.info.run_id, contract.W_REQUESTS)
     assert [(s, v) for s, v, _ in steps] == [(1, 1.0), (2, 1.0), (3, 1.0), (4, 0.0)]
     assert [ts for _, _, ts in steps] == [1_717_200_000_000 + 60_000 * i for i in range(4)]
 

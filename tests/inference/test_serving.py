@@ -17,8 +17,8 @@ import pytest
 from inference_helpers import inference_runs
 from typer.testing import CliRunner
 
+from carbonledger import contract
 from carbonledger.cli import app
-from carbonledger.inference import runs
 
 BODY = {"dataframe_split": {"columns": ["a", "b"], "data": [[0.1, 0.2], [0.9, 0.8], [0.2, 0.5]]}}
 
@@ -72,6 +72,7 @@ def test_wrap_writes_a_pyfunc_model_that_meters_its_version(
     import pandas as pd
 
     from carbonledger.inference import meter as meter_module
+    from carbonledger.mlflow_plugin import plugin_state
 
     out = CliRunner().invoke(
         app, ["inference", "wrap", registered, "--output", str(tmp_path / "m"), "--team", "risk"]
@@ -92,7 +93,7 @@ def test_wrap_writes_a_pyfunc_model_that_meters_its_version(
     monkeypatch.delenv("CARBONLEDGER_DISABLE")  # the ledger fixtures' switch
     get_settings.cache_clear()
     created: list[Any] = []
-    monkeypatch.setattr(meter_module, "_meter", None)
+    assert plugin_state().inference_meter is None  # the process-wide meter is made on load
     real = meter_module.InferenceMeter
 
     def fake_devices(**kwargs: Any) -> Any:
@@ -170,8 +171,11 @@ def test_mlflow_models_serve_meters_requests_and_ends_its_run_on_sigterm(
     assert run.info.status == "FINISHED", (tmp_path / "serve.log").read_text()[-3000:]
     assert run.data.tags["carbon.status"] == "complete"
     assert run.data.tags["carbon.model_name"] == "fraud"
-    assert run.data.metrics[runs.T_REQUESTS] == 25.0 and run.data.metrics[runs.T_ROWS] == 75.0
-    assert run.data.metrics[runs.T_WINDOWS] >= 2
+    assert (
+        run.data.metrics[contract.W_REQUESTS_TOTAL] == 25.0
+        and run.data.metrics[contract.W_ROWS_TOTAL] == 75.0
+    )
+    assert run.data.metrics[contract.W_WINDOWS_TOTAL] >= 2
     assert run.data.metrics["carbon/energy_kwh"] > 0  # the CPU estimate on this machine
 
 

@@ -17,21 +17,9 @@ from plugin_support import INTENSITY, PUE, read_run, subprocess_env  # noqa: F40
 
 
 def reset_plugin() -> None:
-    from carbonledger.mlflow_plugin import (
-        _safety,
-        accounting,
-        factors,
-        flusher,
-        registry,
-        signals,
-    )
+    from carbonledger.mlflow_plugin import reset
 
-    flusher.reset()
-    accounting.reset()
-    registry.reset()
-    signals.reset()
-    factors.reset()
-    _safety.reset_reports()
+    reset()
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 from plugin_fakes import FakeMeter
 from plugin_support import read_run
 
-from carbonledger.mlflow_plugin import distributed
+from carbonledger.mlflow_plugin import election
 
 
 def _node_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -58,6 +58,6 @@ def test_the_election_lock_file_is_removed_when_the_run_ends(
 ) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     with mlflow.start_run() as run:
-        lock = distributed.lock_dir() / f"{run.info.run_id}-{distributed.node_id()}.lock"
+        lock = election.lock_dir() / f"{run.info.run_id}-{election.node_id()}.lock"
         assert lock.exists()
     assert not lock.exists()

@@ -11,7 +11,8 @@ import pytest
 from plugin_fakes import FakeMeter
 from plugin_support import read_run
 
-from carbonledger.mlflow_plugin import distributed, flusher, tracker
+from carbonledger import contract
+from carbonledger.mlflow_plugin import election, flusher
 from carbonledger.mlflow_plugin.registry import registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugin.md"
@@ -55,11 +56,11 @@ def test_every_written_metric_and_tag_is_documented(mlflow_uri, plugin: FakeMete
 
 
 def test_every_declared_metric_name_is_documented() -> None:
-    declared = set(tracker.TOTAL_METRICS) | {tracker.M_HEARTBEAT}
-    declared |= {f"carbon/node/<node_id>/{f}" for f in tracker.NODE_FIELDS}
+    declared = set(contract.TOTAL_METRICS) | {contract.M_HEARTBEAT_MS}
+    declared |= {contract.node_metric("<node_id>", f) for f in contract.NODE_FIELDS}
     missing = sorted(declared - _documented())
     assert not missing, missing
-    assert distributed.node_id()  # the node id used in those names is never empty
+    assert election.node_id()  # the node id used in those names is never empty
 
 
 def test_every_real_hardware_tag_is_documented(

@@ -9,7 +9,7 @@ import pytest
 from plugin_fakes import FakeMeter
 from plugin_support import read_run
 
-from carbonledger.mlflow_plugin import accounting
+from carbonledger.mlflow_plugin import accounting, plugin_state, reset
 from carbonledger.settings import get_settings
 
 
@@ -60,8 +60,10 @@ def test_a_failed_meter_start_can_be_reset(
     with mlflow.start_run() as run:
         pass
     assert "carbon/energy_kwh" not in read_run(mlflow_uri, run.info.run_id).data.metrics
+    assert plugin_state().meter_failure is not None and plugin_state().reported
     monkeypatch.setattr(accounting, "meter_factory", lambda: plugin)
-    accounting.reset_meter_failure()
+    reset()  # forgets the failed start (and everything else the plugin holds)
+    assert plugin_state().meter_failure is None and not plugin_state().reported
     with mlflow.start_run() as run:
         pass
     assert read_run(mlflow_uri, run.info.run_id).data.metrics["carbon/energy_kwh"] > 0

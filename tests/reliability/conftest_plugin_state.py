@@ -4,11 +4,6 @@ from __future__ import annotations
 
 
 def reset_plugin() -> None:
-    from carbonledger.mlflow_plugin import _safety, accounting, factors, flusher, registry, signals
+    from carbonledger.mlflow_plugin import reset
 
-    flusher.reset()
-    accounting.reset()
-    registry.reset()
-    signals.reset()
-    factors.reset()
-    _safety.reset_reports()
+    reset()

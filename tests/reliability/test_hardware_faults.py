@@ -35,15 +35,13 @@ def _real_meter(monkeypatch: pytest.MonkeyPatch, mlflow_uri: str) -> Iterator[No
     get_settings.cache_clear()
     assert hooks.try_install()
     monkeypatch.setattr(accounting, "meter_factory", accounting._default_meter)
-    accounting.reset_meter_failure()
     meter.reset_shared_meter()
     detect.reset_warnings()
-    reset_plugin()
+    reset_plugin()  # a meter failure of an earlier test included
     yield
     if mlflow.active_run() is not None:
         mlflow.end_run()
     reset_plugin()
-    accounting.reset_meter_failure()
     meter.reset_shared_meter()
 
 

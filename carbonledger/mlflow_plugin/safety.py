@@ -1,47 +1,47 @@
 """Never hurt training: every hook runs its own code through :func:`guarded`.
 
 An exception inside the plugin is logged once per (place, exception type) and swallowed; the
-user's MLflow call always proceeds as if the plugin were absent.
+user's MLflow call always proceeds as if the plugin were absent. Which failures were already
+reported is part of the plugin's process state (:mod:`carbonledger.mlflow_plugin.state`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TypeVar
+
+from carbonledger.mlflow_plugin.state import plugin_state
 
 logger = logging.getLogger("carbonledger.mlflow_plugin")
 
 T = TypeVar("T")
 
-_seen: set[tuple[str, str]] = set()
-_seen_lock = threading.RLock()  # re-entrant: reports can come from the SIGTERM handler
+
+def _first_time(key: tuple[str, str]) -> bool:
+    state = plugin_state()
+    with state.lock:  # re-entrant: reports can come from the SIGTERM handler
+        if key in state.reported:
+            return False
+        state.reported.add(key)
+        return True
 
 
 def report_once(where: str, exc: BaseException) -> None:
     """Log ``exc`` as a warning the first time this kind happens at ``where``."""
-    key = (where, type(exc).__name__)
-    with _seen_lock:
-        if key in _seen:
-            return
-        _seen.add(key)
-    logger.warning(
-        "carbonledger: %s failed (%s: %s); training continues, this warning is shown once",
-        where,
-        type(exc).__name__,
-        exc,
-    )
+    if _first_time((where, type(exc).__name__)):
+        logger.warning(
+            "carbonledger: %s failed (%s: %s); training continues, this warning is shown once",
+            where,
+            type(exc).__name__,
+            exc,
+        )
 
 
 def warn_once(where: str, message: str) -> None:
     """Log ``message`` as a warning once per ``where``."""
-    key = (where, message)
-    with _seen_lock:
-        if key in _seen:
-            return
-        _seen.add(key)
-    logger.warning("carbonledger: %s", message)
+    if _first_time((where, message)):
+        logger.warning("carbonledger: %s", message)
 
 
 def guarded(where: str, fn: Callable[..., T], *args: object, default: T | None = None) -> T | None:
@@ -51,9 +51,3 @@ def guarded(where: str, fn: Callable[..., T], *args: object, default: T | None =
     except Exception as exc:  # noqa: BLE001 - the plugin must never break training
         report_once(where, exc)
         return default
-
-
-def reset_reports() -> None:
-    """Forget which failures were reported (tests)."""
-    with _seen_lock:
-        _seen.clear()
