@@ -101,7 +101,7 @@ def _estimate(
     datacentre: bool,
     year: int | None,
 ) -> Any:
-    from carbonledger.intensity import Location, resolve_intensity, resolve_pue
+    from carbonledger.intensity import command_line_place, resolve_place
     from carbonledger.intensity.estimate import estimate_emissions, lookup_hardware
     from carbonledger.intensity.factors import PUE_EXPLICIT, PueFactor
     from carbonledger.settings import get_settings
@@ -118,19 +118,22 @@ def _estimate(
         found = lookup_hardware(gpu or cpu or "", "gpu" if gpu else "cpu")
         power_w, hardware, source = found.power_w, found.name, found.source
     # A yearly-average estimate: the live provider (hourly figures) is not asked.
-    settings = get_settings().model_copy(update={"live_intensity": False})
-    location = None
-    if provider or region or country or zone:
-        # A place given on the command line beats an intensity set in the environment.
-        settings = settings.model_copy(update={"intensity_g_per_kwh": None})
-        location = Location(
-            cloud_provider=provider, cloud_region=region, country=country, grid_zone=zone
-        )
-    grid = resolve_intensity(settings, location=location, explicit_g_per_kwh=intensity, year=year)
-    if pue is not None:
-        pue_factor = PueFactor(pue, PUE_EXPLICIT, note="--pue")
-    else:
-        pue_factor = resolve_pue(settings, location=location, unknown_datacentre=datacentre)
+    settings, location = command_line_place(
+        get_settings().model_copy(update={"live_intensity": False}),
+        provider=provider,
+        region=region,
+        country=country,
+        zone=zone,
+    )
+    place = resolve_place(
+        settings,
+        location=location,
+        explicit_g_per_kwh=intensity,
+        year=year,
+        unknown_datacentre=datacentre,
+    )
+    grid = place.grid
+    pue_factor = PueFactor(pue, PUE_EXPLICIT, note="--pue") if pue is not None else place.pue
     return estimate_emissions(
         power_w=float(power_w or 0.0),
         count=count,

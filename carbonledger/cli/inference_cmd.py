@@ -181,6 +181,7 @@ def import_inference_cmd(
 ) -> None:
     """Load request counts of models served outside Python as inference windows."""
     from carbonledger.etl.inference import bench_wh_per_request, import_usage
+    from carbonledger.intensity.place import configured_zone
     from carbonledger.ledger import create_ledger_engine
     from carbonledger.settings import get_settings
 
@@ -199,7 +200,7 @@ def import_inference_cmd(
             source=source,
             wh_per_request=wh_per_request,
             team=team,
-            zone=zone or settings.grid_zone or settings.country,
+            zone=zone or configured_zone(settings),
             pue=pue or settings.pue or 1.0,
             period_s=period_s,
         )

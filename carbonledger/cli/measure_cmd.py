@@ -69,7 +69,7 @@ def measure(
 ) -> None:
     """Run a command under a ``Meter`` and report its footprint."""
     from carbonledger.footprint import footprint
-    from carbonledger.intensity import Location, resolve_intensity, resolve_pue
+    from carbonledger.intensity import command_line_place, resolve_place
     from carbonledger.measure import Meter
     from carbonledger.settings import get_settings
 
@@ -79,18 +79,11 @@ def measure(
         settings = get_settings()
         if pue is not None:
             settings = settings.model_copy(update={"pue": pue})
-        location = None
-        if provider or region or country or zone:
-            # A place given on the command line beats the environment's place and intensity.
-            settings = settings.model_copy(update={"intensity_g_per_kwh": None})
-            location = Location(
-                cloud_provider=provider.strip().lower() if provider else None,
-                cloud_region=region,
-                country=country,
-                grid_zone=zone,
-            )
-        grid = resolve_intensity(settings, location=location, explicit_g_per_kwh=intensity)
-        pue_factor = resolve_pue(settings, location=location)
+        settings, location = command_line_place(
+            settings, provider=provider, region=region, country=country, zone=zone
+        )
+        place = resolve_place(settings, location=location, explicit_g_per_kwh=intensity)
+        grid, pue_factor = place.grid, place.pue
         meter = Meter(settings=settings, attribution=attribution.value if attribution else None)
         window = meter.open_window()
     except CarbonLedgerError as exc:

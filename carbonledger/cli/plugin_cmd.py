@@ -74,11 +74,10 @@ def _diagnose(sample_s: float) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not fail
         report["measurement"] = {"error": f"{type(exc).__name__}: {exc}"}
     try:
-        from carbonledger.intensity import detect_location, resolve_intensity, resolve_pue
+        from carbonledger.intensity import resolve_place
 
-        loc = detect_location(settings)
-        grid = resolve_intensity(settings, location=loc)
-        pue = resolve_pue(settings, location=loc)
+        place = resolve_place(settings)
+        loc, grid, pue = place.location, place.grid, place.pue
         report["intensity"] = {
             "intensity_g_per_kwh": grid.intensity_g_per_kwh,
             "source": grid.label,

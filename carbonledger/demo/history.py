@@ -92,9 +92,9 @@ def _month_starts(now: datetime) -> list[datetime]:
 
 def intensity_of(zone: str, year: int) -> tuple[float, str]:
     """The shipped yearly intensity of ``zone`` and its provenance label."""
-    from carbonledger.intensity import Location, resolve_intensity
+    from carbonledger.intensity import Location, resolve_place
 
-    factor = resolve_intensity(location=Location(grid_zone=zone), year=year)
+    factor = resolve_place(location=Location(grid_zone=zone), year=year).grid
     return factor.intensity_g_per_kwh, factor.label
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from carbonledger import contract as c
 from carbonledger.contract import method_is_estimate, parse_methods
-from carbonledger.errors import EtlError
+from carbonledger.errors import EtlError, UnknownLocationError
 from carbonledger.etl.load import Loader
 from carbonledger.etl.transform import (
     MAX_POWER_W,
@@ -41,6 +41,8 @@ from carbonledger.etl.transform import (
     read_csv_rows,
     to_dt,
 )
+from carbonledger.intensity.factors import Location
+from carbonledger.intensity.place import ledger_zone
 from carbonledger.ledger import migrate
 from carbonledger.ledger.models import InferenceWindow, Quarantine
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
@@ -369,7 +371,10 @@ def _usage_row(
     row_pue = number["pue"] if number["pue"] is not None else pue
     if not 1.0 <= row_pue <= 5.0:
         return reject("impossible", f"PUE {row_pue:g} outside 1.0-5.0")
-    row_zone = cell.get("zone") or zone
+    try:  # a zone or country, spelled any way the rest of carbonledger accepts
+        row_zone = ledger_zone(Location(grid_zone=cell.get("zone") or zone), shipped_zone=False)
+    except UnknownLocationError as exc:
+        return reject("unknown-zone", str(exc))
     if row_zone and zones and row_zone not in zones:
         return reject("unknown-zone", f"zone {row_zone!r} has no emission factor in the ledger")
     try:

@@ -1,6 +1,7 @@
 """Grid intensity, PUE and location tags, resolved once per process and cached.
 
-Resolution is lazy (first flush, never at import) and cannot fail: if the intensity package
+Resolution (``carbonledger.intensity.place.resolve_place``, the resolver every surface uses)
+is lazy (first flush, never at import) and cannot fail: if the intensity package
 raises, the run falls back to the world average and PUE 1.56 (unknown data centre) and says so
 in ``carbon.intensity_source`` / ``carbon.pue_source``.
 """
@@ -10,10 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from carbonledger.contract import (
-    TAG_CLOUD_PROVIDER,
-    TAG_CLOUD_REGION,
-    TAG_COUNTRY,
-    TAG_GRID_ZONE,
     TAG_INTENSITY_RESOLVED_BY,
     TAG_INTENSITY_SOURCE,
     TAG_PUE_SOURCE,
@@ -43,14 +40,11 @@ class Factors:
 def _resolve() -> Factors:
     from carbonledger.settings import get_settings
 
-    settings = get_settings()
-    location = None
     try:
-        from carbonledger.intensity import detect_location, resolve_intensity, resolve_pue
+        from carbonledger.intensity.place import resolve_place
 
-        location = detect_location(settings)
-        grid = resolve_intensity(settings, location=location)
-        pue = resolve_pue(settings, location=location)
+        place = resolve_place(get_settings())
+        return Factors(grid=place.grid, pue=place.pue, tags=place.tags())
     except Exception as exc:  # noqa: BLE001 - degrade to the documented defaults
         report_once("grid intensity resolution (using world average)", exc)
         grid = GridFactor(
@@ -63,16 +57,12 @@ def _resolve() -> Factors:
         pue = PueFactor(
             UNKNOWN_DATACENTRE_PUE, source=PUE_DEFAULT, note="intensity resolution failed"
         )
-    tags = {
-        TAG_COUNTRY: (getattr(location, "country", None) or grid.country or ""),
-        TAG_CLOUD_PROVIDER: getattr(location, "cloud_provider", None) or "",
-        TAG_CLOUD_REGION: getattr(location, "cloud_region", None) or "",
-        TAG_GRID_ZONE: (getattr(location, "grid_zone", None) or grid.zone or ""),
-        TAG_INTENSITY_SOURCE: grid.label,
-        TAG_INTENSITY_RESOLVED_BY: grid.resolved_by,
-        TAG_PUE_SOURCE: pue.source,
-    }
-    return Factors(grid=grid, pue=pue, tags={k: v for k, v in tags.items() if v})
+        tags = {
+            TAG_INTENSITY_SOURCE: grid.label,
+            TAG_INTENSITY_RESOLVED_BY: grid.resolved_by,
+            TAG_PUE_SOURCE: pue.source,
+        }
+        return Factors(grid=grid, pue=pue, tags=tags)
 
 
 def get_factors() -> Factors:
