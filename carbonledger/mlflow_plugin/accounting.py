@@ -9,6 +9,9 @@ split over the *independent* runs active during that interval:
   time share);
 * a **nested** run gets exactly what its root gets while it is active, so a parent's total is
   inclusive of its children and nothing is counted twice (see docs/plugin.md).
+
+The meter's GPU remainder of shared GPUs (``WindowResult.remainder_of("gpu")``) is passed
+through the same way, into ``RunTracker.gpu_remainder_kwh``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Accountant:
         self._window: Any = None
         self._meter: Any = None
         self._last_kwh: dict[str, float] = {}
+        self._last_remainder_kwh = 0.0
         self._last_s = 0.0
         self._methods: dict[str, tuple[str, bool]] = {}
         self._hardware_tags: dict[str, str] = {}
@@ -70,6 +74,7 @@ class Accountant:
             self._hardware_tags = {}
         first = self._window.read()
         self._last_kwh = {c: first.energy_of(c) for c in COMPONENTS}
+        self._last_remainder_kwh = _gpu_remainder_kwh(first)
         self._last_s = first.end_s
         self._absorb(first)
 
@@ -88,7 +93,10 @@ class Accountant:
                 c: max(0.0, result.energy_of(c) - self._last_kwh.get(c, 0.0)) for c in COMPONENTS
             }
             interval = max(0.0, now - self._last_s)
+            remainder = _gpu_remainder_kwh(result)
+            delta_remainder = max(0.0, remainder - self._last_remainder_kwh)
             self._last_kwh = {c: result.energy_of(c) for c in COMPONENTS}
+            self._last_remainder_kwh = remainder
             self._last_s = now
             self._absorb(result)
             roots = [t for t in self.active.values() if t.root is None]
@@ -97,6 +105,7 @@ class Accountant:
             share = {c: v / len(roots) for c, v in delta.items() if c in result.components}
             for t in self.active.values():
                 t.charge(share, interval, now)
+                t.gpu_remainder_kwh += delta_remainder / len(roots)
                 t.methods = dict(self._methods)
                 t.attribution = self._attribution
 
@@ -148,6 +157,12 @@ class Accountant:
         """The active trackers (a copy)."""
         with self._lock:
             return list(self.active.values())
+
+
+def _gpu_remainder_kwh(result: Any) -> float:
+    """The window's GPU remainder (0 for results without one, e.g. test fakes)."""
+    remainder_of = getattr(result, "remainder_of", None)
+    return float(remainder_of("gpu")) if remainder_of is not None else 0.0
 
 
 def _top(t: RunTracker | None) -> RunTracker | None:

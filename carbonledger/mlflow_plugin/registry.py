@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 
+from carbonledger.contract import M_GPU_REMAINDER_KWH
 from carbonledger.mlflow_plugin import flusher, preflight, transport
 from carbonledger.mlflow_plugin.accounting import accountant
 from carbonledger.mlflow_plugin.journal import Entry
@@ -34,7 +35,7 @@ REASON_PAST_START = "created-after-the-fact"
 # metered run is created. A ``BudgetExceededError`` they raise reaches the caller of
 # ``create_run`` (policy ``block``); any other exception is reported once and ignored.
 PREFLIGHT: list[Callable[[str, str, Mapping[str, str]], None]] = [preflight.check_budget]
-RESUMABLE_METRICS = (*M_COMPONENT.values(), M_DURATION, M_PEAK_POWER)
+RESUMABLE_METRICS = (*M_COMPONENT.values(), M_DURATION, M_PEAK_POWER, M_GPU_REMAINDER_KWH)
 
 
 class Registry:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from carbonledger.contract import M_GPU_REMAINDER_KWH
 from carbonledger.footprint import footprint
 from carbonledger.mlflow_plugin.factors import get_factors
 from carbonledger.mlflow_plugin.journal import Entry
@@ -124,6 +125,7 @@ class RunTracker:
         energy_kwh: cumulative energy charged so far, per component.
         peak_power_w: highest power charged over one accounting interval.
         methods: component -> (method, measured) as the meter reported them.
+        gpu_remainder_kwh: this run's part of its shared GPUs' remainder (never in its energy).
         base: metric values already on a resumed run (added to this session's).
         base_step: first step of this session (resumed runs continue the step count).
         node: distributed role, or None for a single-process run.
@@ -136,6 +138,7 @@ class RunTracker:
     energy_kwh: dict[str, float] = field(default_factory=dict)
     peak_power_w: float = 0.0
     methods: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    gpu_remainder_kwh: float = 0.0
     hardware_tags: dict[str, str] = field(default_factory=dict)
     attribution: str = "device"
     base: dict[str, float] = field(default_factory=dict)
@@ -204,6 +207,9 @@ class RunTracker:
         step = self.base_step + self.seq
         metrics: dict[str, float] = derived_metrics(self.usage())
         metrics[M_HEARTBEAT] = float(ts)
+        remainder = self.gpu_remainder_kwh + self.base.get(M_GPU_REMAINDER_KWH, 0.0)
+        if remainder > 0:  # only runs on shared GPUs have one
+            metrics[M_GPU_REMAINDER_KWH] = remainder
         rows: list[list[float | str | int]] = [[k, v, ts, step] for k, v in metrics.items()]
         tags = {k: v for k, v in self.tags(final=final).items() if self.tags_sent.get(k) != v}
         return Entry(self.tracking_uri, self.run_id, rows, tags, ts)
