@@ -28,8 +28,9 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 REGISTRY_DIRNAME = "carbonledger-gpu-share"
-SCAN_TTL_S = 1.0
-"""How long one scan of the folder is reused (sources ask at every tick)."""
+SCAN_TTL_S = 0.05
+"""How long one scan of the folder is reused: within one tick's devices, never across ticks
+(a peer that joined before an interval's end must be seen when that interval is split)."""
 LINGER_S = 600.0
 """How long a left entry is kept for others' intervals, and after which it may be removed."""
 
