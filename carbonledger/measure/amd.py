@@ -21,7 +21,6 @@ import contextlib
 import io
 import logging
 import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,12 +33,10 @@ from carbonledger.measure.base import (
     METHOD_AMDSMI_COUNTER,
     METHOD_AMDSMI_EVEN_SHARE,
     METHOD_AMDSMI_POWER,
-    Component,
-    LockedSource,
-    SourceReading,
 )
+from carbonledger.measure.gpu_base import GpuSourceBase
 from carbonledger.measure.gpu_registry import MeteredRegistry, overlapping
-from carbonledger.measure.gpu_share import Tally, even_split, whole
+from carbonledger.measure.gpu_share import even_split, whole
 from carbonledger.measure.visible import select_visible
 
 logger = logging.getLogger(__name__)
@@ -226,7 +223,7 @@ def counter_delta(last: int, now: int) -> int:
     return now + (WRAP_32 if last < WRAP_32 else WRAP_64) - last
 
 
-class AmdGpuSource(LockedSource):
+class AmdGpuSource(GpuSourceBase):
     """Energy of the visible AMD GPUs; split evenly when other metered processes share one.
 
     Args:
@@ -236,8 +233,6 @@ class AmdGpuSource(LockedSource):
         registry: registry of metered processes (``None``: no other process is known).
         pid: the process charged (default: this one).
     """
-
-    component: Component = "gpu"
 
     def __init__(
         self,
@@ -250,24 +245,17 @@ class AmdGpuSource(LockedSource):
     ) -> None:
         if sample_hz < 10.0:
             raise ValueError("power integration needs at least 10 Hz")
+        super().__init__(registry=registry, pid=pid)
         self._devices = tuple(devices)
         self.mode: AmdMode = mode
         self.method = METHOD_AMDSMI_COUNTER if mode == "counter" else METHOD_AMDSMI_POWER
         self.devices = tuple(d.uuid for d in self._devices)
-        self.pid = pid if pid is not None else os.getpid()
-        self.notes: list[str] = []
-        self.counter_period_s: float | None = None
         self.sample_period_s: float | None = 1.0 / sample_hz if mode == "power" else None
-        self._registry = registry
-        self._lock = threading.Lock()
-        self._started = self._closed = False
         self._last_raw = [0] * len(self._devices)
         self._resolution_uj = [0.0] * len(self._devices)
         self._power_w = [0.0] * len(self._devices)
         self._fractions = [(1.0, 0.0)] * len(self._devices)
         self._last_t = self._last_wall = 0.0
-        self._peak_w = 0.0
-        self._tally = Tally()
 
     def start(self) -> None:
         """Read the baselines and probe the counter's update period; idempotent."""
@@ -287,13 +275,6 @@ class AmdGpuSource(LockedSource):
                 finest_j = min(r for r in self._resolution_uj) * WRAP_32 / 1e6
                 self.sample_period_s = min(MAX_WATCH_PERIOD_S, finest_j / MAX_GPU_POWER_W / 2.0)
             self._started = True
-
-    def set_metering(self, active: bool) -> None:
-        """Register this process as metering its GPUs while a window is open."""
-        if self._registry is not None:
-            note = self._registry.announce(active, self.pid, self.devices)
-            if note and note not in self.notes:
-                self.notes.append(note)
 
     def _advance(self) -> None:
         # Caller holds the lock.
@@ -323,39 +304,20 @@ class AmdGpuSource(LockedSource):
         if self.mode == "power":
             self._peak_w = max(self._peak_w, own_power_w)
 
-    def _live(self) -> bool:
-        return self._started and not self._closed
-
-    def _energy_so_far_j(self) -> float:
-        return self._tally.own_j
-
-    def _reading_so_far(self) -> SourceReading:
-        return self._tally.reading()
-
-    def short_window_j(self, duration_s: float) -> tuple[float, float, float] | None:
-        """``(energy_j, remainder_j, device_j)`` of a window shorter than the counter period."""
-        period = self.counter_period_s
-        if self.mode != "counter" or period is None or duration_s >= period:
-            return None
+    def _power_parts(self) -> list[tuple[float, float, float]]:
         parts = []
-        with self._lock:
-            for i, device in enumerate(self._devices):
-                try:
-                    self._power_w[i] = power_w(device.handle)
-                except AmdSmiError:
-                    continue
-                parts.append((self._power_w[i], *self._fractions[i]))
-        return short_window.interpolate_j(parts, duration_s)
+        for i, device in enumerate(self._devices):
+            try:
+                self._power_w[i] = power_w(device.handle)
+            except AmdSmiError:
+                continue
+            parts.append((self._power_w[i], *self._fractions[i]))
+        return parts
 
     def close(self) -> None:
         """Leave the registry and release amdsmi; idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._registry is not None:
-            self._registry.leave()
-        amd_shutdown()
+        if self._close_once():
+            amd_shutdown()
 
 
 def open_amd_source(

@@ -19,8 +19,6 @@ fresh power reading instead (``short_window``). Nothing here touches NVML at imp
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,15 +33,12 @@ from carbonledger.measure.base import (
     METHOD_NVML_POWER,
     METHOD_NVML_PROCESS_SHARE,
     Attribution,
-    Component,
-    LockedSource,
-    SourceReading,
 )
+from carbonledger.measure.gpu_base import GpuSourceBase
 from carbonledger.measure.gpu_registry import MeteredRegistry, Spans, overlapping
 from carbonledger.measure.gpu_share import (
     ProcessClassifier,
     Split,
-    Tally,
     Unit,
     in_host_pid_namespace,
     split_device,
@@ -70,7 +65,7 @@ class _DeviceState:
     remainder_fraction: float = 0.0
 
 
-class NvmlGpuSource(LockedSource):
+class NvmlGpuSource(GpuSourceBase):
     """Energy of the visible NVIDIA GPUs charged to this process.
 
     Args:
@@ -84,8 +79,6 @@ class NvmlGpuSource(LockedSource):
         pid: the process charged (default: this one).
         share_period_s: sampler period when GPUs may be split.
     """
-
-    component: Component = "gpu"
 
     def __init__(
         self,
@@ -101,15 +94,12 @@ class NvmlGpuSource(LockedSource):
     ) -> None:
         if sample_hz < 10.0:
             raise ValueError("power integration needs at least 10 Hz")
+        super().__init__(registry=registry, pid=pid)
         self._states = [_DeviceState(d) for d in devices]
         self.mode: GpuMode = mode
         self.method = METHOD_NVML_COUNTER if mode == "counter" else METHOD_NVML_POWER
         self.devices = tuple(d.uuid for d in devices)
         self.attribution: Attribution = attribution
-        self.pid = pid if pid is not None else os.getpid()
-        self.notes: list[str] = []
-        self.counter_period_s: float | None = None
-        self._registry = registry
         # Per-process splits need NVML's pids to be ours (false inside a PID namespace).
         self._splits = attribution == "process" or registry is not None
         self._pids_match = True
@@ -118,12 +108,7 @@ class NvmlGpuSource(LockedSource):
         else:
             self.sample_period_s = share_period_s if self._splits else None
         self._owns_nvml = owns_nvml
-        self._lock = threading.Lock()
-        self._started = False
-        self._closed = False
         self._last_t = 0.0
-        self._peak_w = 0.0
-        self._tally = Tally()
         self._last_wall = 0.0
         self._needs_pids = self._splits or any(d.mig for d in devices)
 
@@ -181,22 +166,9 @@ class NvmlGpuSource(LockedSource):
                     "even when shared (update the NVIDIA driver to split it)"
                 )
 
-    def set_metering(self, active: bool) -> None:
-        """Register this process as metering its GPUs while a window is open."""
-        if self._registry is not None:
-            note = self._registry.announce(active, self.pid, self.devices)
-            if note and note not in self.notes:
-                self.notes.append(note)
-
     def close(self) -> None:
         """Leave the registry and release NVML; idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._registry is not None:
-            self._registry.leave()
-        if self._owns_nvml:
+        if self._close_once() and self._owns_nvml:
             nvml.nvml_shutdown()
 
     # --- reads ---------------------------------------------------------------------------------
@@ -291,33 +263,15 @@ class NvmlGpuSource(LockedSource):
         # Without matching pids (a container), the one instance NVML shows is this one's.
         return len(state.instances) == 1 and not self._pids_match
 
-    def _live(self) -> bool:
-        return self._started and not self._closed
-
-    def _energy_so_far_j(self) -> float:
-        return self._tally.own_j
-
-    def _reading_so_far(self) -> SourceReading:
-        return self._tally.reading()
-
-    def short_window_j(self, duration_s: float) -> tuple[float, float, float] | None:
-        """``(energy_j, remainder_j, device_j)`` of a window shorter than the counter period.
-
-        Each GPU's fresh power reading times the window's length, split by the shares of its
-        last interval; ``None`` when the window is not shorter than the period.
-        """
-        period = self.counter_period_s
-        if self.mode != "counter" or period is None or duration_s >= period:
-            return None
+    def _power_parts(self) -> list[tuple[float, float, float]]:
         parts = []
-        with self._lock:
-            for state in self._states:
-                try:
-                    state.power_w = self._read_power_w(state)
-                except NvmlError:
-                    continue  # power unreadable: this GPU adds nothing to a short window
-                parts.append((state.power_w, state.own_fraction, state.remainder_fraction))
-        return short_window.interpolate_j(parts, duration_s)
+        for state in self._states:
+            try:
+                state.power_w = self._read_power_w(state)
+            except NvmlError:
+                continue  # power unreadable: this GPU adds nothing to a short window
+            parts.append((state.power_w, state.own_fraction, state.remainder_fraction))
+        return parts
 
 
 def open_gpu_source(

@@ -54,6 +54,14 @@ def _open(clock: FakeClock, *sources: NvmlGpuSource) -> list[Window]:
     return [Meter([s], clock=clock).open_window() for s in sources]
 
 
+def _a_and_b(registry: Any, clock: FakeClock) -> tuple[Window, Window]:
+    """Processes A and B metering GPU 0 in device attribution: their open windows."""
+    a = _source(pid=PID_A, registry=registry())
+    b = _source(pid=PID_B, registry=registry())
+    wa, wb = _open(clock, a, b)
+    return wa, wb
+
+
 def _gpu(result: WindowResult) -> ComponentEnergy:
     return result.components["gpu"]
 
@@ -66,9 +74,7 @@ def test_two_processes_on_one_gpu_get_their_sm_shares_and_the_sum_is_the_counter
     one_gpu: FakeGpus, fake_pids: Any, registry: Any
 ) -> None:
     clock = FakeClock()
-    a = _source(pid=PID_A, registry=registry())
-    b = _source(pid=PID_B, registry=registry())
-    wa, wb = _open(clock, a, b)
+    wa, wb = _a_and_b(registry, clock)
     # Over the window: A ran kernels 60 % of the time, B 20 %, an unmetered process C 20 %.
     one_gpu.push_util(0, {PID_A: 60, PID_B: 20, PID_C: 20})
     one_gpu.energy_mj[0] += 100_000  # 100 J
@@ -90,9 +96,7 @@ def test_several_intervals_and_a_share_that_changes(
     one_gpu: FakeGpus, fake_pids: Any, registry: Any
 ) -> None:
     clock = FakeClock()
-    a = _source(pid=PID_A, registry=registry())
-    b = _source(pid=PID_B, registry=registry())
-    wa, wb = _open(clock, a, b)
+    wa, wb = _a_and_b(registry, clock)
     for sm_a, sm_b, joules in ((90, 10, 50), (50, 50, 80), (0, 100, 30)):
         one_gpu.push_util(0, {PID_A: sm_a, PID_B: sm_b} if sm_a else {PID_B: sm_b})
         one_gpu.energy_mj[0] += joules * 1000
@@ -123,9 +127,7 @@ def test_a_process_that_stopped_metering_no_longer_counts_as_metered(
     one_gpu: FakeGpus, fake_pids: Any, registry: Any
 ) -> None:
     clock = FakeClock()
-    a = _source(pid=PID_A, registry=registry())
-    b = _source(pid=PID_B, registry=registry())
-    wa, wb = _open(clock, a, b)
+    wa, wb = _a_and_b(registry, clock)
     wb.close()  # B's run ended; B's process goes on using the GPU, unmetered
     one_gpu.push_util(0, {PID_A: 50, PID_B: 50})
     one_gpu.energy_mj[0] += 100_000
@@ -145,9 +147,7 @@ def test_a_run_that_ends_first_is_still_metered_in_the_others_last_interval(
     one_gpu: FakeGpus, fake_pids: Any, registry: Any
 ) -> None:
     clock = FakeClock()
-    a = _source(pid=PID_A, registry=registry())
-    b = _source(pid=PID_B, registry=registry())
-    wa, wb = _open(clock, a, b)
+    wa, wb = _a_and_b(registry, clock)
     one_gpu.push_util(0, {PID_A: 75, PID_B: 25})
     one_gpu.energy_mj[0] += 100_000
     clock.advance(10.0)
@@ -232,8 +232,7 @@ def test_older_driver_without_per_process_samples_splits_evenly_and_says_so(
     one_gpu.per_process = False
     one_gpu.running[one_gpu.handles[0]] = [PID_A, PID_B, PID_C]
     clock = FakeClock()
-    a = _source(pid=PID_A, registry=registry())
-    b = _source(pid=PID_B, registry=registry())
+    a, b = _source(pid=PID_A, registry=registry()), _source(pid=PID_B, registry=registry())
     wa, wb = _open(clock, a, b)
     one_gpu.energy_mj[0] += 90_000
     clock.advance(1.0)

@@ -125,7 +125,10 @@ def test_the_validation_script_runs_every_check_on_a_simulated_gpu(tmp_path: Pat
     runs = figures["e"]["runs"]
     assert len(runs) == 2 and all(r["method"] for r in runs)
     assert any("nvml-process-share" in r["method"] for r in runs), runs
-    assert abs(figures["e"]["shares_plus_remainder_vs_device_pct"]) < 1.0, json.dumps(figures["e"])
+    # exact for equal windows; the workers' windows differ by up to one 30 J counter step here
+    step_pct = 100 * 30.0 / min(r["device_j"] for r in runs)
+    deviation = figures["e"]["shares_plus_remainder_vs_device_pct"]
+    assert abs(deviation) <= step_pct + 0.1, json.dumps(figures["e"])
     section = out_md.read_text()
     assert section.startswith("### Fake H200 (driver 999.0, NVML 12.999")
     assert "(e) 2 processes" in section
