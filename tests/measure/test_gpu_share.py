@@ -11,7 +11,7 @@ from typing import Any
 
 import pynvml
 import pytest
-from conftest import PID_A, PID_B, PID_C, FakeGpus
+from measure_fakes import PID_A, PID_B, PID_C, FakeGpus
 
 from carbonledger.measure import (
     METHOD_NVML_COUNTER,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pynvml
 import pytest
-from conftest import PID_A, PID_B, PID_C, FakeGpus
+from measure_fakes import PID_A, PID_B, PID_C, FakeGpus
 
 from carbonledger.measure import METHOD_NVML_MIG_SHARE, Meter, nvml
 from carbonledger.measure.base import J_PER_KWH

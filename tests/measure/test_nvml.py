@@ -1,7 +1,7 @@
 """NVIDIA GPUs through NVML: counter deltas, pre-Volta power integration, visible devices, errors.
 
 ``pynvml`` is patched with ``autospec=True`` where carbonledger uses it; the scripted devices
-live in ``FakeGpus`` (conftest).
+live in ``FakeGpus`` (measure_fakes).
 """
 
 from __future__ import annotations

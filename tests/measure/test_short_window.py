@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import FakeGpus
+from measure_fakes import FakeGpus
 
 from carbonledger.measure import METHOD_NVML_COUNTER, METHOD_SHORT_WINDOW, Meter, short_window
 from carbonledger.measure.base import J_PER_KWH
@@ -104,7 +104,7 @@ def test_a_window_longer_than_the_period_reads_the_counter(
 def test_a_short_window_on_a_shared_gpu_keeps_its_last_share(
     one_gpu: FakeGpus, fake_pids: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import PID_C
+    from measure_fakes import PID_C
 
     monkeypatch.setattr(short_window, "probe_update_period_s", lambda read, **kw: 0.1)
     monkeypatch.setattr(short_window, "PROBE_BUDGET_S", 0.3)
