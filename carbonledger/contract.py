@@ -69,6 +69,48 @@ def format_methods(methods: dict[str, str]) -> str:
     return ";".join(f"{c}={m}" for c, m in sorted(methods.items()))
 
 
+# --- measurement methods (the values of the carbon.methods tag; docs/measure.md) ----------
+METHOD_NVML_COUNTER: Final = "nvml-energy-counter"
+"""NVIDIA Volta+: ``nvmlDeviceGetTotalEnergyConsumption`` deltas of whole devices."""
+METHOD_NVML_POWER: Final = "nvml-power-integration"
+"""NVIDIA without the counter (pre-Volta): ``nvmlDeviceGetPowerUsage`` integrated at >= 10 Hz."""
+METHOD_NVML_PROCESS_SHARE: Final = "nvml-process-share"
+"""A shared NVIDIA GPU split by per-process SM utilisation samples (an attribution)."""
+METHOD_NVML_EVEN_SHARE: Final = "nvml-even-share"
+"""A shared NVIDIA GPU split evenly among the processes on it (driver without per-process
+utilisation samples)."""
+METHOD_NVML_MIG_SHARE: Final = "nvml-mig-share"
+"""A MIG instance: the GPU's energy times the instance's share of its compute slices."""
+METHOD_AMDSMI_COUNTER: Final = "amdsmi-energy-counter"
+"""AMD Instinct/Radeon: ``amdsmi_get_energy_count`` deltas x counter resolution."""
+METHOD_AMDSMI_POWER: Final = "amdsmi-power-integration"
+"""AMD without a usable energy counter: socket power integrated at >= 10 Hz."""
+METHOD_AMDSMI_EVEN_SHARE: Final = "amdsmi-even-share"
+"""An AMD GPU metered by several processes, split evenly among them (amdsmi has no
+per-process utilisation samples comparable to NVML's)."""
+METHOD_SHORT_WINDOW: Final = "short-window-power-interpolation"
+"""A window shorter than the energy counter's update period: last power reading x duration."""
+METHOD_RAPL: Final = "rapl"
+METHOD_CPU_ESTIMATE: Final = "tdp-utilisation-estimate"
+METHOD_RAM_RAPL: Final = "rapl-dram"
+METHOD_RAM_ESTIMATE: Final = "ram-w-per-gb-estimate"
+MEASURED_METHODS: Final = frozenset(
+    {
+        METHOD_NVML_COUNTER,
+        METHOD_NVML_POWER,
+        METHOD_NVML_PROCESS_SHARE,
+        METHOD_NVML_EVEN_SHARE,
+        METHOD_NVML_MIG_SHARE,
+        METHOD_AMDSMI_COUNTER,
+        METHOD_AMDSMI_POWER,
+        METHOD_AMDSMI_EVEN_SHARE,
+        METHOD_SHORT_WINDOW,
+        METHOD_RAPL,
+        METHOD_RAM_RAPL,
+    }
+)
+"""Methods whose energy is read from hardware (shares split a measured device figure)."""
+
 # --- training-run metrics (cumulative; docs/plugin.md) -----------------------------------
 METRIC_PREFIX: Final = "carbon/"
 M_ENERGY_KWH: Final = "carbon/energy_kwh"
@@ -87,6 +129,10 @@ M_CO2E_KG: Final = "carbon/co2e_kg"
 M_DURATION_S: Final = "carbon/duration_s"
 M_AVG_POWER_W: Final = "carbon/avg_power_w"
 M_PEAK_POWER_W: Final = "carbon/peak_power_w"
+M_GPU_REMAINDER_KWH: Final = "carbon/gpu_remainder_kwh"
+"""This run's part of its shared GPUs' remainder: device energy no metered run was charged
+(idle time, unmetered processes); reported beside the GPU energy, never inside it. A device's
+remainder is split over the metered processes on it, so a sum over runs counts it once."""
 M_HEARTBEAT_MS: Final = "carbon/heartbeat_ms"
 """Epoch ms of the last flush: how the ETL finds runs that changed while still running."""
 TOTAL_METRICS: Final = (

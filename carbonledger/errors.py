@@ -31,6 +31,18 @@ class NvmlNotSupportedError(NvmlError):
     """The GPU or driver does not support the requested NVML query."""
 
 
+class AmdSmiError(MeasurementError):
+    """amdsmi (AMD GPUs) failed; ``code`` is the amdsmi status code when known."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AmdSmiNotSupportedError(AmdSmiError):
+    """The AMD GPU or driver does not support the requested amdsmi query."""
+
+
 class RaplError(MeasurementError):
     """The RAPL powercap interface cannot be read."""
 

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     power_sample_hz: float = Field(
         10.0, ge=10.0, description="GPU power sampling rate when integrating power (Hz)."
     )
+    gpu_share_dir: Path | None = Field(
+        None,
+        description="Folder where metering processes announce the GPUs they meter, so a shared "
+        "GPU is split, not charged twice (default: <tmp>/carbonledger-gpu-share).",
+    )
 
     # --- location, intensity and PUE --------------------------------------------------------
     intensity_g_per_kwh: float | None = Field(
@@ -143,6 +148,7 @@ class Settings(BaseSettings):
         "team_rules_path",
         "budgets_path",
         "webhook_url",
+        "gpu_share_dir",
         mode="before",
     )
     @classmethod

@@ -1,4 +1,8 @@
-"""What hardware a job runs on: GPU and CPU models, counts and memory (for run tags)."""
+"""What hardware a job runs on: GPU and CPU models, counts and memory (for run tags).
+
+GPUs are the visible NVIDIA GPUs (NVML) followed by the visible AMD GPUs (amdsmi, when it
+loads); each gives its name, UUID, driver version, power limit and memory.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from carbonledger.errors import NvmlError
-from carbonledger.measure import nvml
+from carbonledger.contract import (
+    TAG_CPU_COUNT,
+    TAG_CPU_MODEL,
+    TAG_GPU_COUNT,
+    TAG_GPU_MODEL,
+    TAG_RAM_GB,
+)
+from carbonledger.errors import AmdSmiError, NvmlError
+from carbonledger.measure import amd, nvml
 from carbonledger.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -50,11 +61,11 @@ class HardwareInfo:
     def as_tags(self) -> dict[str, str]:
         """The ``carbon.*`` hardware tags of a run."""
         return {
-            "carbon.gpu_model": self.gpu_model or "none",
-            "carbon.gpu_count": str(self.gpu_count),
-            "carbon.cpu_model": self.cpu_model or "unknown",
-            "carbon.cpu_count": str(self.cpu_count),
-            "carbon.ram_gb": f"{self.ram_gb:.1f}",
+            TAG_GPU_MODEL: self.gpu_model or "none",
+            TAG_GPU_COUNT: str(self.gpu_count),
+            TAG_CPU_MODEL: self.cpu_model or "unknown",
+            TAG_CPU_COUNT: str(self.cpu_count),
+            TAG_RAM_GB: f"{self.ram_gb:.1f}",
         }
 
 
@@ -95,9 +106,9 @@ def gpu_infos() -> tuple[GpuInfo, ...]:
             memory = _optional("nvmlDeviceGetMemoryInfo", d.handle)
             infos.append(
                 GpuInfo(
-                    name=nvml._text(nvml.nvml_call("nvmlDeviceGetName", d.handle)),
+                    name=nvml.text(nvml.nvml_call("nvmlDeviceGetName", d.handle)),
                     uuid=d.uuid,
-                    driver_version=nvml._text(driver) if driver is not None else None,
+                    driver_version=nvml.text(driver) if driver is not None else None,
                     power_limit_w=float(limit_mw) / 1e3 if limit_mw is not None else None,
                     memory_gb=float(memory.total) / 2**30 if memory is not None else None,
                 )
@@ -110,6 +121,52 @@ def gpu_infos() -> tuple[GpuInfo, ...]:
         nvml.nvml_shutdown()
 
 
+def _amd_optional(name: str, *args: Any) -> Any:
+    try:
+        return amd.amd_call(name, *args)
+    except AmdSmiError:  # a missing detail (power cap in a VM guest) is not fatal
+        return None
+
+
+def amd_gpu_infos() -> tuple[GpuInfo, ...]:
+    """Metadata of the visible AMD GPUs; empty without amdsmi or GPUs, never raises."""
+    try:
+        if not amd.amd_init():
+            return ()
+    except AmdSmiError as exc:
+        logger.warning("cannot read AMD GPU metadata: %s", exc)
+        return ()
+    try:
+        devices, _ = amd.visible_amd_gpus()
+        vram_type = amd.load_amdsmi().AmdSmiMemoryType.VRAM  # loaded: amd_init succeeded
+        infos = []
+        for d in devices:
+            asic = _amd_optional("amdsmi_get_gpu_asic_info", d.handle) or {}
+            driver = _amd_optional("amdsmi_get_gpu_driver_info", d.handle) or {}
+            cap = _amd_optional("amdsmi_get_power_cap_info", d.handle) or {}
+            vram = _amd_optional("amdsmi_get_gpu_memory_total", d.handle, vram_type)
+            cap_uw = cap.get("power_cap")
+            infos.append(
+                GpuInfo(
+                    name=str(asic.get("market_name") or "AMD GPU"),
+                    uuid=d.uuid,
+                    driver_version=_known(driver.get("driver_version")),
+                    power_limit_w=float(cap_uw) / 1e6 if isinstance(cap_uw, int | float) else None,
+                    memory_gb=float(vram) / 2**30 if isinstance(vram, int | float) else None,
+                )
+            )
+        return tuple(infos)
+    except AmdSmiError as exc:
+        logger.warning("cannot read AMD GPU metadata: %s", exc)
+        return ()
+    finally:
+        amd.amd_shutdown()
+
+
+def _known(value: Any) -> str | None:
+    return str(value) if value not in (None, "", "N/A") else None
+
+
 def describe_hardware(settings: Settings | None = None) -> HardwareInfo:
     """Describe the GPUs, CPU and memory this process can use (probes NVML and psutil)."""
     import psutil
@@ -117,7 +174,7 @@ def describe_hardware(settings: Settings | None = None) -> HardwareInfo:
     from carbonledger.measure.ram import BYTES_PER_GB
 
     _ = settings or get_settings()  # reserved: settings may later restrict devices
-    gpus = gpu_infos()
+    gpus = gpu_infos() + amd_gpu_infos()
     return HardwareInfo(
         gpu_model=gpus[0].name if gpus else None,
         gpu_count=len(gpus),

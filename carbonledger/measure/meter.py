@@ -6,7 +6,15 @@ observation and the current one. Peak power is the highest of (a) the average po
 two consecutive observations at least ``MIN_PEAK_SPAN_S`` apart and (b) the highest sample a
 sampled source saw in between; it is pushed to every window open at that moment. A background
 sampler runs only for sources that need one (power integration, estimates, RAPL wrap watch,
-``process`` attribution).
+``process`` attribution, GPUs that may be shared).
+
+A GPU source that splits shared devices gives a ``SourceReading`` (charged energy, its part of
+the devices' remainder, device energy, device energy per method): a window carries the
+differences, its methods are those whose energy grew, and its GPU ``remainder_kwh`` stands
+beside (never inside) its energy. A window shorter than a source's counter update period is
+charged the source's ``short_window_j`` (power x duration) and marked
+``short-window-power-interpolation``. While any window is open the meter tells its sources
+(``set_metering``), so that other processes sharing a GPU know this one is metered.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from carbonledger.errors import MeasurementError
 from carbonledger.measure.attribution import ProcessShareTracker, ShareSnapshot, share_between
 from carbonledger.measure.base import (
     MEASURED_METHODS,
+    METHOD_SHORT_WINDOW,
     Attribution,
     Component,
     ComponentEnergy,
     EnergySource,
+    SourceReading,
     WindowResult,
     j_to_kwh,
 )
@@ -43,8 +53,12 @@ MIN_PEAK_SPAN_S = 0.1
 class _Observation:
     t_s: float
     elapsed_s: float  # on the sources' clock (monotonic), for power
-    energies_j: tuple[float, ...]
+    readings: tuple[SourceReading, ...]
     share: ShareSnapshot | None
+
+    @property
+    def energies_j(self) -> tuple[float, ...]:
+        return tuple(r.energy_j for r in self.readings)
 
 
 class Window:
@@ -114,7 +128,7 @@ class Meter:
         self._span: tuple[float, tuple[float, ...]] | None = None
         self._hardware: HardwareInfo | None = None
         self._started = False
-        self._last_j: dict[int, float] = {}  # last good reading of each source (by index)
+        self._last: dict[int, SourceReading] = {}  # last good reading of each source (by index)
         self._failed: set[int] = set()
         self._closed = False
 
@@ -132,8 +146,11 @@ class Meter:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        """Human notes on fallbacks chosen while detecting the sources."""
-        return tuple(self._notes)
+        """Human notes on fallbacks chosen while detecting and starting the sources."""
+        found = list(self._notes)
+        for src in self.sources:
+            found += [n for n in getattr(src, "notes", ()) if n not in found]
+        return tuple(found)
 
     @property
     def sampler_cpu_time_s(self) -> float:
@@ -166,7 +183,7 @@ class Meter:
             if self._given is None:
                 from carbonledger.measure.detect import detect_sources
 
-                found, self._notes = detect_sources(settings)
+                found, self._notes = detect_sources(settings, attribution=self.attribution)
                 self._sources = tuple(found)
             else:
                 self._sources = self._given
@@ -197,6 +214,8 @@ class Meter:
                 raise MeasurementError("this Meter is closed: create a new Meter")
             window = Window(self, self._observe())
             self._windows.add(window)
+            if len(self._windows) == 1:
+                self._announce(True)
             return window
 
     def close(self) -> None:
@@ -223,10 +242,22 @@ class Meter:
 
     # --- internals (called with windows) ----------------------------------------------------
 
+    def _announce(self, metering: bool) -> None:
+        # Caller holds the lock. Tells sharing-aware sources whether a window is open.
+        for src in self._sources:
+            announce = getattr(src, "set_metering", None)
+            if announce is None:
+                continue
+            try:
+                announce(metering)
+            except Exception:  # noqa: BLE001 - announcing is best effort, never fatal
+                logger.debug("set_metering failed on %s", src.component, exc_info=True)
+
     def _observe(self) -> _Observation:
         # Caller holds the lock.
         t, before = self._clock(), self._elapsed()
-        energies = tuple(self._energy_j(i, src) for i, src in enumerate(self._sources))
+        readings = tuple(self._reading(i, src) for i, src in enumerate(self._sources))
+        energies = tuple(r.energy_j for r in readings)
         elapsed = (before + self._elapsed()) / 2.0  # the sources were read in between
         peaks = [_pop_peak(src) for src in self._sources]
         if self._span is None or elapsed < self._span[0]:
@@ -241,21 +272,26 @@ class Meter:
         for window in self._windows:
             window._peaks_w = [max(a, b) for a, b in zip(window._peaks_w, peaks, strict=True)]
         share = self._tracker.snapshot() if self._tracker is not None else None
-        return _Observation(t, elapsed, energies, share)
+        return _Observation(t, elapsed, readings, share)
 
-    def _energy_j(self, index: int, src: EnergySource) -> float:
+    def _reading(self, index: int, src: EnergySource) -> SourceReading:
         # A source that fails mid-run (GPU fell off the bus, powercap files gone) keeps the
         # energy it measured so far; the other sources and the run go on.
         try:
-            value = float(src.energy_j())
+            read = getattr(src, "reading", None)
+            if read is not None:
+                value = read()
+            else:
+                energy_j = float(src.energy_j())
+                value = SourceReading(energy_j, 0.0, energy_j)
         except MeasurementError as exc:
             if index not in self._failed:
                 self._failed.add(index)
                 note = f"{src.component} source failed mid-run ({exc}): energy frozen"
                 self._notes.append(note)
                 logger.warning("carbonledger: %s", note)
-            return self._last_j.get(index, 0.0)
-        self._last_j[index] = value
+            return self._last.get(index, SourceReading(0.0))
+        self._last[index] = value
         return value
 
     def _read(self, window: Window) -> WindowResult:
@@ -269,6 +305,8 @@ class Meter:
             if window._result is None:
                 window._result = self._result(window, self._observe())
                 self._windows.discard(window)
+                if not self._windows:
+                    self._announce(False)
 
     def _result(self, window: Window, now: _Observation) -> WindowResult:
         opened = window._opened
@@ -281,23 +319,46 @@ class Meter:
             grouped.setdefault(src.component, []).append(i)
         components: dict[Component, ComponentEnergy] = {}
         for comp, idx in grouped.items():
-            share = shares[comp]
-            energy_j = sum(max(0.0, now.energies_j[i] - opened.energies_j[i]) for i in idx)
+            energy_j = remainder_j = device_j = 0.0
+            methods: list[str] = []
+            for i in idx:
+                e, r, d, used = self._source_delta(i, opened, now, duration_s)
+                energy_j, remainder_j, device_j = energy_j + e, remainder_j + r, device_j + d
+                methods += [m for m in used if m not in methods]
+            share = shares[comp] * (energy_j / device_j if device_j > 0 else 1.0)
+            energy_j *= shares[comp]
             avg_w = energy_j / duration_s if duration_s > 0 else 0.0
-            peak_w = max(avg_w, sum(window._peaks_w[i] for i in idx))
-            methods = list(dict.fromkeys(self._sources[i].method for i in idx))
+            peak_w = sum(window._peaks_w[i] for i in idx) * shares[comp]
             components[comp] = ComponentEnergy(
                 component=comp,
-                energy_kwh=j_to_kwh(energy_j * share),
+                energy_kwh=j_to_kwh(energy_j),
                 method="+".join(methods),
                 measured=all(m in MEASURED_METHODS for m in methods),
-                avg_power_w=avg_w * share,
-                peak_power_w=peak_w * share,
+                avg_power_w=avg_w,
+                peak_power_w=max(avg_w, peak_w),
                 devices=tuple(d for i in idx for d in self._sources[i].devices),
                 share=share,
+                remainder_kwh=j_to_kwh(remainder_j),
             )
         return WindowResult(
             start_s=opened.t_s, end_s=now.t_s, components=components, attribution=self.attribution
+        )
+
+    def _source_delta(
+        self, index: int, opened: _Observation, now: _Observation, duration_s: float
+    ) -> tuple[float, float, float, list[str]]:
+        """``(energy_j, remainder_j, device_j, methods)`` of one source over a window."""
+        src, a, b = self._sources[index], opened.readings[index], now.readings[index]
+        short = getattr(src, "short_window_j", None)
+        interpolated = short(duration_s) if short is not None and duration_s > 0 else None
+        if interpolated is not None:
+            return (*interpolated, [METHOD_SHORT_WINDOW])
+        grown = [m for m, v in b.method_device_j.items() if v > a.method_device_j.get(m, 0.0)]
+        return (
+            max(0.0, b.energy_j - a.energy_j),
+            max(0.0, b.remainder_j - a.remainder_j),
+            max(0.0, b.device_j - a.device_j),
+            grown or [src.method],
         )
 
 
@@ -326,3 +387,12 @@ def reset_shared_meter() -> None:
         meter, _shared = _shared, None
     if meter is not None:
         meter.close()
+
+
+def forget_shared_meter() -> None:
+    """Drop the process-wide meter without closing it (a forked child: its threads are gone).
+
+    The child's next ``shared_meter()`` builds its own; the parent's meter stays the parent's.
+    """
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()

@@ -1,30 +1,22 @@
-"""NVIDIA GPUs through NVML (nvidia-ml-py): energy counters, or power integration before Volta.
+"""NVIDIA GPUs through NVML (nvidia-ml-py): calls, errors, and the devices this process may use.
 
-Volta and newer expose ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load): the
-source reads it at window boundaries only. Where it is unsupported, a background sampler
-integrates ``nvmlDeviceGetPowerUsage`` (mW) at ``power_sample_hz`` (>= 10 Hz) with the
-trapezoid rule. ``CUDA_VISIBLE_DEVICES`` (indices and ``GPU-`` UUIDs) selects the devices.
-NVML errors are translated once, through ``_ERROR_MAP``, into ``NvmlError`` subclasses.
-Nothing here touches NVML at import time.
+``nvml_call`` is the one way carbonledger calls NVML: errors are translated once, through
+``_ERROR_MAP``, into ``NvmlError`` subclasses whose messages name the fix. ``visible_gpus``
+applies ``CUDA_VISIBLE_DEVICES`` (indices, ``GPU-`` UUIDs and ``MIG-`` instance UUIDs) and tells
+which GPUs are in MIG mode. The energy source itself lives in ``nvml_source``; per-process
+activity and MIG instances in ``nvml_share``. Nothing here touches NVML at import time.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from carbonledger.errors import NvmlError, NvmlNotSupportedError
-from carbonledger.measure.base import (
-    METHOD_NVML_COUNTER,
-    METHOD_NVML_POWER,
-    Component,
-    LockedSource,
-)
+from carbonledger.measure.visible import select_visible
 
 try:  # nvidia-ml-py is a dependency, but a broken install must not break import
     import pynvml
@@ -33,15 +25,16 @@ except ImportError:  # pragma: no cover - exercised only without the wheel
 
 logger = logging.getLogger(__name__)
 
-GpuMode = Literal["counter", "power"]
-
-# Real exception class and codes, captured at import so tests that patch ``pynvml`` with
-# ``autospec=True`` still raise and catch the genuine NVML exceptions.
+# Real exception class, codes and constants, captured at import so tests that patch ``pynvml``
+# with ``autospec=True`` still raise and catch the genuine NVML exceptions.
 _NVMLError: type[Exception] = pynvml.NVMLError if pynvml is not None else OSError
 _ABSENT_CODES = frozenset(
     getattr(pynvml, name, -1)
     for name in ("NVML_ERROR_LIBRARY_NOT_FOUND", "NVML_ERROR_DRIVER_NOT_LOADED")
 )
+_MIG_ENABLE: int = getattr(pynvml, "NVML_DEVICE_MIG_ENABLE", 1)
+GPU_INSTANCE_PROFILE_COUNT: int = getattr(pynvml, "NVML_GPU_INSTANCE_PROFILE_COUNT", 0x12)
+NOT_FOUND: int = getattr(pynvml, "NVML_ERROR_NOT_FOUND", 6)
 _ERROR_MAP: dict[int, tuple[type[NvmlError], str]] = {
     getattr(pynvml, "NVML_ERROR_NOT_SUPPORTED", 3): (
         NvmlNotSupportedError,
@@ -62,6 +55,10 @@ _ERROR_MAP: dict[int, tuple[type[NvmlError], str]] = {
     getattr(pynvml, "NVML_ERROR_GPU_IS_LOST", 15): (
         NvmlError,
         "the GPU fell off the bus; check `nvidia-smi` and the kernel log",
+    ),
+    getattr(pynvml, "NVML_ERROR_FUNCTION_NOT_FOUND", 13): (
+        NvmlNotSupportedError,
+        "the NVIDIA driver is older than this query; update the driver",
     ),
 }
 
@@ -112,62 +109,126 @@ def nvml_shutdown() -> None:
         logger.debug("nvmlShutdown failed", exc_info=True)
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """An NVML string (bytes in older nvidia-ml-py versions) as ``str``."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleSelection:
+    """What ``CUDA_VISIBLE_DEVICES`` selects.
+
+    Attributes:
+        indices: physical GPU indices, in CUDA's order.
+        mig_uuids: ``MIG-`` instance UUIDs named explicitly (their GPUs are resolved later).
+        notes: why entries were ignored.
+    """
+
+    indices: list[int]
+    mig_uuids: list[str]
+    notes: list[str]
 
 
 def parse_visible_devices(
     env: str | None, count: int, uuid_of: Callable[[int], str]
-) -> tuple[list[int], list[str]]:
-    """Physical indices selected by ``CUDA_VISIBLE_DEVICES``, with notes on ignored entries.
+) -> VisibleSelection:
+    """Physical indices and MIG instances selected by ``CUDA_VISIBLE_DEVICES``, with notes.
 
-    Like CUDA: unset means all devices, an empty value means none, entries are indices or
-    (unique prefixes of) ``GPU-`` UUIDs, and the list stops at the first invalid entry.
+    Like CUDA: unset means all devices, an empty value means none, entries are indices,
+    (unique prefixes of) ``GPU-`` UUIDs or ``MIG-`` instance UUIDs, and the list stops at the
+    first invalid entry.
     """
-    if env is None:
-        return list(range(count)), []
-    chosen: list[int] = []
-    uuids: list[str] | None = None
-    for raw in env.split(","):
-        entry = raw.strip()
-        index: int | None = None
-        if entry.isdigit():
-            index = int(entry) if int(entry) < count else None
-        elif entry.upper().startswith("GPU-"):
-            uuids = uuids if uuids is not None else [uuid_of(i) for i in range(count)]
-            matches = [i for i, u in enumerate(uuids) if u.lower().startswith(entry.lower())]
-            index = matches[0] if len(matches) == 1 else None
-        if index is None:
-            note = "" if not entry else f"CUDA_VISIBLE_DEVICES entry {entry!r} matches no GPU"
-            if entry.upper().startswith("MIG-"):
-                note = f"MIG instance {entry!r} is not metered (NVML reports whole-GPU energy)"
-            return chosen, [f"{note}; later entries are ignored, as CUDA does"] if note else []
-        if index not in chosen:
-            chosen.append(index)
-    return chosen, []
+
+    def is_mig(entry: str) -> bool:
+        return entry.upper().startswith("MIG-") and "/" not in entry
+
+    def uuids() -> list[list[str]]:
+        return [[uuid_of(i)] for i in range(count)]
+
+    found = select_visible(env, count, uuids, keep=is_mig)
+    notes: list[str] = []
+    if found.invalid:
+        note = f"CUDA_VISIBLE_DEVICES entry {found.invalid!r} matches no GPU"
+        if found.invalid.upper().startswith("MIG-"):
+            note = (
+                f"MIG entry {found.invalid!r} uses the old MIG-GPU-<uuid>/<gi>/<ci> form: name "
+                "the instance by its MIG-<uuid> (nvidia-smi -L)"
+            )
+        notes.append(f"{note}; later entries are ignored, as CUDA does")
+    return VisibleSelection(found.indices, found.kept, notes)
 
 
 @dataclass(frozen=True, slots=True)
 class GpuDevice:
-    """One visible GPU: its NVML handle, physical index and UUID."""
+    """One visible physical GPU: NVML handle, index, UUID, and its MIG state.
+
+    Attributes:
+        handle: the NVML handle of the physical GPU.
+        index: its NVML index.
+        uuid: its ``GPU-`` UUID.
+        mig: True when the GPU is in MIG mode (its energy is split by instance).
+        mig_selected: ``MIG-`` UUIDs of its instances that ``CUDA_VISIBLE_DEVICES`` names.
+    """
 
     handle: Any
     index: int
     uuid: str
+    mig: bool = False
+    mig_selected: tuple[str, ...] = ()
+
+
+def mig_enabled(handle: Any) -> bool:
+    """True when the GPU's current MIG mode is enabled (False where MIG does not exist)."""
+    try:
+        mode = nvml_call("nvmlDeviceGetMigMode", handle)
+    except NvmlError:
+        return False  # not MIG-capable (pre-Ampere, consumer boards) or not reported
+    current = mode[0] if isinstance(mode, list | tuple) and mode else None
+    return isinstance(current, int) and current == _MIG_ENABLE
+
+
+def _mig_parent_index(mig_uuid: str) -> int | None:
+    try:
+        mig = nvml_call("nvmlDeviceGetHandleByUUID", mig_uuid)
+        parent = nvml_call("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", mig)
+        index = nvml_call("nvmlDeviceGetIndex", parent)
+    except NvmlError:
+        return None
+    return index if isinstance(index, int) else None
 
 
 def visible_gpus() -> tuple[list[GpuDevice], list[str]]:
-    """The GPUs this process may use (NVML must be initialised); notes on ignored entries."""
+    """The GPUs this process may use (NVML must be initialised); notes on ignored entries.
+
+    A ``MIG-`` entry selects its physical GPU, with only that instance charged to the process.
+    """
     count = int(nvml_call("nvmlDeviceGetCount"))
 
     def uuid_of(i: int) -> str:
-        return _text(nvml_call("nvmlDeviceGetUUID", nvml_call("nvmlDeviceGetHandleByIndex", i)))
+        return text(nvml_call("nvmlDeviceGetUUID", nvml_call("nvmlDeviceGetHandleByIndex", i)))
 
-    indices, notes = parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), count, uuid_of)
+    selection = parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), count, uuid_of)
+    notes = list(selection.notes)
+    indices = list(selection.indices)
+    selected: dict[int, list[str]] = {}
+    for mig_uuid in selection.mig_uuids:
+        parent = _mig_parent_index(mig_uuid)
+        if parent is None:
+            notes.append(f"MIG instance {mig_uuid!r} matches no MIG device: not metered")
+            continue
+        selected.setdefault(parent, []).append(mig_uuid)
+        if parent not in indices:
+            indices.append(parent)
     devices = []
     for i in indices:
         handle = nvml_call("nvmlDeviceGetHandleByIndex", i)
-        devices.append(GpuDevice(handle, i, _text(nvml_call("nvmlDeviceGetUUID", handle))))
+        uuid = text(nvml_call("nvmlDeviceGetUUID", handle))
+        migs = tuple(selected.get(i, ()))
+        on = mig_enabled(handle)
+        if migs and not on:
+            notes.append(f"GPU {uuid} is not in MIG mode: {', '.join(migs)} ignored")
+            migs = ()
+        devices.append(GpuDevice(handle, i, uuid, mig=on, mig_selected=migs))
     return devices, notes
 
 
@@ -178,124 +239,3 @@ def counter_supported(device: GpuDevice) -> bool:
     except NvmlNotSupportedError:
         return False
     return True
-
-
-class NvmlGpuSource(LockedSource):
-    """Energy of the visible GPUs, by counter deltas or by integrating sampled power.
-
-    ``energy_j`` is cumulative since ``start`` over all devices; the counter path reads the
-    counters at each call (window boundaries), the power path adds a fresh sample to the
-    integral the sampler keeps. Peak power is known on the power path only (0.0 with counters).
-    """
-
-    component: Component = "gpu"
-
-    def __init__(
-        self,
-        devices: Sequence[GpuDevice],
-        *,
-        mode: GpuMode,
-        sample_hz: float = 10.0,
-        owns_nvml: bool = True,
-    ) -> None:
-        if sample_hz < 10.0:
-            raise ValueError("power integration needs at least 10 Hz")
-        self._devices = tuple(devices)
-        self.mode: GpuMode = mode
-        self.method = METHOD_NVML_COUNTER if mode == "counter" else METHOD_NVML_POWER
-        self.devices = tuple(d.uuid for d in self._devices)
-        self.sample_period_s: float | None = 1.0 / sample_hz if mode == "power" else None
-        self._owns_nvml = owns_nvml
-        self._lock = threading.Lock()
-        self._started = False
-        self._closed = False
-        self._last_mj: list[int] = []
-        self._total_j = 0.0
-        self._last_t = 0.0
-        self._last_power_w = 0.0
-        self._peak_w = 0.0
-
-    def start(self) -> None:
-        """Read the baselines (counter) or the first power sample; idempotent."""
-        with self._lock:
-            if self._started:
-                return
-            if self.mode == "counter":
-                self._last_mj = [self._read_mj(d) for d in self._devices]
-            else:
-                self._last_t, self._last_power_w = time.monotonic(), self._read_power_w()
-            self._started = True
-
-    def _read_mj(self, device: GpuDevice) -> int:
-        return int(nvml_call("nvmlDeviceGetTotalEnergyConsumption", device.handle))
-
-    def _read_power_w(self) -> float:
-        return (
-            sum(float(nvml_call("nvmlDeviceGetPowerUsage", d.handle)) for d in self._devices) / 1e3
-        )
-
-    def _advance(self) -> None:
-        # Caller holds the lock.
-        if self.mode == "counter":
-            for i, device in enumerate(self._devices):
-                now_mj = self._read_mj(device)
-                delta_mj = now_mj - self._last_mj[i]
-                # A counter that goes back means a driver reload: count from its new origin.
-                self._total_j += (delta_mj if delta_mj >= 0 else now_mj) / 1e3
-                self._last_mj[i] = now_mj
-            return
-        now, power_w = time.monotonic(), self._read_power_w()
-        self._total_j += (self._last_power_w + power_w) / 2.0 * (now - self._last_t)
-        self._last_t, self._last_power_w = now, power_w
-        self._peak_w = max(self._peak_w, power_w)
-
-    def _live(self) -> bool:
-        return self._started and not self._closed
-
-    def _energy_so_far_j(self) -> float:
-        return self._total_j
-
-    def close(self) -> None:
-        """Release NVML; idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._owns_nvml:
-            nvml_shutdown()
-
-
-def open_gpu_source(
-    gpu_method: str = "auto", sample_hz: float = 10.0
-) -> tuple[NvmlGpuSource | None, list[str]]:
-    """Build the GPU source for this process, or ``None`` when there is no NVML or no GPU.
-
-    Raises:
-        NvmlNotSupportedError: ``gpu_method="counter"`` on a GPU without an energy counter.
-        NvmlError: NVML is installed but fails.
-    """
-    if not nvml_init():
-        return None, []
-    try:
-        devices, notes = visible_gpus()
-        if not devices:
-            nvml_shutdown()
-            return None, notes
-        mode: GpuMode = "power" if gpu_method == "power" else "counter"
-        if mode == "counter":
-            unsupported = [d.uuid for d in devices if not counter_supported(d)]
-            if unsupported and gpu_method == "counter":
-                raise NvmlNotSupportedError(
-                    f"GPUs {unsupported} have no NVML energy counter (pre-Volta): set "
-                    "CARBONLEDGER_GPU_METHOD=power or auto"
-                )
-            if unsupported:
-                mode = "power"
-                notes.append(
-                    f"GPU energy counter unsupported on {len(unsupported)} device(s) "
-                    f"(pre-Volta): integrating power at {sample_hz:g} Hz"
-                )
-        return NvmlGpuSource(devices, mode=mode, sample_hz=sample_hz), notes
-    except BaseException:
-        nvml_shutdown()
-        raise

@@ -9,6 +9,9 @@ split over the *independent* runs active during that interval:
   time share);
 * a **nested** run gets exactly what its root gets while it is active, so a parent's total is
   inclusive of its children and nothing is counted twice (see docs/plugin.md).
+
+The meter's GPU remainder of shared GPUs (``WindowDelta.gpu_remainder_kwh``) is passed through
+the same way, into ``RunTracker.gpu_remainder_kwh``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Accountant:
             share = {c: v / len(roots) for c, v in delta.energy_kwh.items()}
             for t in self.active.values():
                 t.charge(share, delta.interval_s, delta.end_s)
+                t.gpu_remainder_kwh += delta.gpu_remainder_kwh / len(roots)
                 t.methods = dict(reader.methods)
                 t.attribution = reader.attribution
 

@@ -16,6 +16,7 @@ from carbonledger.contract import (
     M_COMPONENT_ENERGY_KWH,
     M_DURATION_S,
     M_ENERGY_KWH,
+    M_GPU_REMAINDER_KWH,
     M_PEAK_POWER_W,
 )
 from carbonledger.mlflow_plugin import flusher, preflight, transport
@@ -33,7 +34,12 @@ PAST_START_TOLERANCE_MS = 250
 # metered run is created. A ``BudgetExceededError`` they raise reaches the caller of
 # ``create_run`` (policy ``block``); any other exception is reported once and ignored.
 PREFLIGHT: list[Callable[[str, str, Mapping[str, str]], None]] = [preflight.check_budget]
-RESUMABLE_METRICS = (*M_COMPONENT_ENERGY_KWH.values(), M_DURATION_S, M_PEAK_POWER_W)
+RESUMABLE_METRICS = (
+    *M_COMPONENT_ENERGY_KWH.values(),
+    M_DURATION_S,
+    M_PEAK_POWER_W,
+    M_GPU_REMAINDER_KWH,
+)
 
 
 class Registry:

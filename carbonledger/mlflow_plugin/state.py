@@ -18,6 +18,7 @@ only thing a child keeps is the signal handlers, which the OS hands it installed
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,9 @@ def _after_fork_in_child() -> None:
     _state.signal_chains = dict(old.signal_chains)  # the OS keeps the handlers installed
     for lock in list(old.node_locks):  # the parent keeps its election: close the fd only
         _quietly(lock.forget)
+    meter = sys.modules.get("carbonledger.measure.meter")  # only if this process measured
+    if meter is not None:
+        meter.forget_shared_meter()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -17,6 +17,7 @@ from carbonledger.contract import (
     COMPONENTS,
     M_COMPONENT_ENERGY_KWH,
     M_DURATION_S,
+    M_GPU_REMAINDER_KWH,
     M_HEARTBEAT_MS,
     M_PEAK_POWER_W,
 )
@@ -38,6 +39,7 @@ class RunTracker:
         energy_kwh: cumulative energy charged so far, per component.
         peak_power_w: highest power charged over one accounting interval.
         methods: component -> (method, measured) as the meter reported them.
+        gpu_remainder_kwh: this run's part of its shared GPUs' remainder (never in its energy).
         base: metric values already on a resumed run (added to this session's).
         base_step: first step of this session (resumed runs continue the step count).
         node: distributed role, or None for a single-process run.
@@ -50,6 +52,7 @@ class RunTracker:
     energy_kwh: dict[str, float] = field(default_factory=dict)
     peak_power_w: float = 0.0
     methods: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    gpu_remainder_kwh: float = 0.0
     hardware_tags: dict[str, str] = field(default_factory=dict)
     attribution: str = "device"
     base: dict[str, float] = field(default_factory=dict)
@@ -108,6 +111,9 @@ class RunTracker:
         step = self.base_step + self.seq
         metrics: dict[str, float] = derived_metrics(self.usage())
         metrics[M_HEARTBEAT_MS] = float(ts)
+        remainder = self.gpu_remainder_kwh + self.base.get(M_GPU_REMAINDER_KWH, 0.0)
+        if remainder > 0:  # only runs on shared GPUs have one
+            metrics[M_GPU_REMAINDER_KWH] = remainder
         rows: list[list[float | str | int]] = [[k, v, ts, step] for k, v in metrics.items()]
         tags = {k: v for k, v in self.tags(final=final).items() if self.tags_sent.get(k) != v}
         return Entry(self.tracking_uri, self.run_id, rows, tags, ts)

@@ -22,11 +22,14 @@ class WindowDelta:
         energy_kwh: energy per component since the previous read (components the meter has).
         interval_s: seconds since the previous read.
         end_s: when this read was taken (epoch s, the meter's clock).
+        gpu_remainder_kwh: the interval's part of shared GPUs' remainder charged to no metered
+            process (idle time, unmetered processes), reported beside the GPU energy.
     """
 
     energy_kwh: dict[str, float]
     interval_s: float
     end_s: float
+    gpu_remainder_kwh: float = 0.0
 
 
 class WindowReader:
@@ -55,6 +58,7 @@ class WindowReader:
             raise
         self._closed = False
         self._last_kwh = {c: first.energy_of(c) for c in COMPONENTS}
+        self._last_remainder_kwh = _gpu_remainder_kwh(first)
         self.last_s: float = first.end_s
         self.methods: dict[str, tuple[str, bool]] = {}
         self.attribution = "device"
@@ -80,9 +84,16 @@ class WindowReader:
             if c in result.components
         }
         interval_s = max(0.0, result.end_s - self.last_s)
-        self._last_kwh, self.last_s = kwh, result.end_s
+        remainder = _gpu_remainder_kwh(result)
+        delta_remainder = max(0.0, remainder - self._last_remainder_kwh)
+        self._last_kwh, self._last_remainder_kwh, self.last_s = kwh, remainder, result.end_s
         self._absorb(result)
-        return WindowDelta(energy_kwh=delta, interval_s=interval_s, end_s=result.end_s)
+        return WindowDelta(
+            energy_kwh=delta,
+            interval_s=interval_s,
+            end_s=result.end_s,
+            gpu_remainder_kwh=delta_remainder,
+        )
 
     def close(self) -> None:
         """Close the window (idempotent, best effort)."""
@@ -93,3 +104,9 @@ class WindowReader:
             self._window.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
+
+
+def _gpu_remainder_kwh(result: Any) -> float:
+    """A window result's GPU remainder so far (0 for results without one, e.g. test fakes)."""
+    remainder_of = getattr(result, "remainder_of", None)
+    return float(remainder_of("gpu")) if callable(remainder_of) else 0.0

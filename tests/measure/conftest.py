@@ -8,50 +8,48 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pynvml
 import pytest
+from measure_fakes import FakeGpus
 
-from carbonledger.measure import detect, meter
+from carbonledger.measure import amd, detect, gpu_registry, gpu_share, meter, short_window
+from carbonledger.settings import get_settings
+
+VISIBLE_VARS = (
+    "CUDA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_measure_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No shared meter or RAPL warning leaks between tests; CUDA_VISIBLE_DEVICES is unset."""
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+def _fresh_measure_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No shared meter, RAPL warning or amdsmi import leaks between tests; no *_VISIBLE_DEVICES.
+
+    The GPU share registry is a private folder, and the counter-period probe is skipped
+    (tests of short windows turn it back on): scripted counters do not tick by themselves.
+    """
+    for var in VISIBLE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CARBONLEDGER_GPU_SHARE_DIR", str(tmp_path / "_gpu_share"))
+    get_settings.cache_clear()
+    monkeypatch.setattr(short_window, "PROBE_BUDGET_S", 0.0)
     meter.reset_shared_meter()
     detect.reset_warnings()
+    amd.reset_amdsmi()
+    opened: list[meter.Meter] = []
+    real_init = meter.Meter.__init__
+
+    def tracked_init(self: meter.Meter, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(meter.Meter, "__init__", tracked_init)
     yield
+    for m in opened:  # no sampler thread outlives its test
+        m.close()
     meter.reset_shared_meter()
     detect.reset_warnings()
-
-
-class FakeGpus:
-    """Scripted state behind a patched ``pynvml``: counters (mJ) and power (mW) per device."""
-
-    def __init__(self, mock: Any, uuids: list[str], *, counter: bool = True) -> None:
-        self.mock = mock
-        self.uuids = uuids
-        self.energy_mj = [10_000_000 + 1_000 * i for i in range(len(uuids))]
-        self.power_mw = [250_000 for _ in uuids]
-        self.handles = [f"handle-{i}" for i in range(len(uuids))]
-        mock.nvmlDeviceGetCount.return_value = len(uuids)
-        mock.nvmlDeviceGetHandleByIndex.side_effect = lambda i: self.handles[i]
-        mock.nvmlDeviceGetUUID.side_effect = lambda h: self.uuids[self.handles.index(h)]
-        mock.nvmlDeviceGetName.side_effect = lambda h: "NVIDIA A100-SXM4-40GB"
-        mock.nvmlSystemGetDriverVersion.return_value = "550.54.15"
-        mock.nvmlDeviceGetEnforcedPowerLimit.return_value = 400_000
-        mock.nvmlDeviceGetMemoryInfo.side_effect = lambda h: type(
-            "Mem", (), {"total": 40 * 2**30}
-        )()
-        mock.nvmlDeviceGetPowerUsage.side_effect = lambda h: self.power_mw[self.handles.index(h)]
-        if counter:
-            mock.nvmlDeviceGetTotalEnergyConsumption.side_effect = lambda h: self.energy_mj[
-                self.handles.index(h)
-            ]
-        else:
-            mock.nvmlDeviceGetTotalEnergyConsumption.side_effect = (
-                pynvml.NVMLError_NotSupported  # pre-Volta: the counter does not exist
-            )
+    amd.reset_amdsmi()
 
 
 UUIDS = [
@@ -71,6 +69,12 @@ def nvml_mock(mocker: Any) -> Any:
 def gpus(nvml_mock: Any) -> FakeGpus:
     """Three Volta-or-newer GPUs with energy counters."""
     return FakeGpus(nvml_mock, list(UUIDS))
+
+
+@pytest.fixture
+def one_gpu(nvml_mock: Any) -> FakeGpus:
+    """One Volta-or-newer GPU with an energy counter."""
+    return FakeGpus(nvml_mock, list(UUIDS[:1]))
 
 
 @pytest.fixture
@@ -125,3 +129,33 @@ def enforce_file_modes(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", read_text)
+
+
+# --- processes sharing a GPU ------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_pids(monkeypatch: pytest.MonkeyPatch) -> dict[int, list[int]]:
+    """Fake pids are classified by the returned ``{pid: [ancestors]}``; no process groups.
+
+    The pid namespace is the host's (these machines run the tests in a container).
+    """
+    from carbonledger.measure import nvml_source
+
+    parents: dict[int, list[int]] = {}
+    monkeypatch.setattr(gpu_share, "_ancestors", lambda pid: parents.get(pid, []))
+    monkeypatch.setattr(gpu_share, "_pgid", lambda pid: None)
+    monkeypatch.setattr(nvml_source, "in_host_pid_namespace", lambda: True)
+    return parents
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Any:
+    """A factory of registries of metered processes in one private folder (fake pids live)."""
+
+    def make() -> gpu_registry.MeteredRegistry:
+        return gpu_registry.MeteredRegistry(
+            tmp_path / "registry", alive=lambda pid, started: True, ttl_s=0.0
+        )
+
+    return make

@@ -1,7 +1,7 @@
 """NVIDIA GPUs through NVML: counter deltas, pre-Volta power integration, visible devices, errors.
 
 ``pynvml`` is patched with ``autospec=True`` where carbonledger uses it; the scripted devices
-live in ``FakeGpus`` (conftest).
+live in ``FakeGpus`` (measure_fakes).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pynvml
 import pytest
 
 from carbonledger.errors import NvmlError, NvmlNotSupportedError
-from carbonledger.measure import METHOD_NVML_COUNTER, METHOD_NVML_POWER, Meter, nvml
+from carbonledger.measure import METHOD_NVML_COUNTER, METHOD_NVML_POWER, Meter, nvml_source
 from carbonledger.measure.hardware import describe_hardware
-from carbonledger.measure.nvml import open_gpu_source, parse_visible_devices
+from carbonledger.measure.nvml import parse_visible_devices
+from carbonledger.measure.nvml_source import open_gpu_source
 from carbonledger.testing import FakeClock
 
 
@@ -75,7 +76,7 @@ def test_pre_volta_gpu_falls_back_to_power_integration(old_gpus: Any) -> None:
 
 def test_power_integration_uses_the_trapezoid_rule(old_gpus: Any, mocker: Any) -> None:
     ticks = iter([100.0, 100.1, 100.2, 100.3])
-    mocker.patch.object(nvml.time, "monotonic", side_effect=lambda: next(ticks))
+    mocker.patch.object(nvml_source.time, "monotonic", side_effect=lambda: next(ticks))
     source, _ = open_gpu_source()
     assert source is not None
     old_gpus.power_mw = [100_000, 100_000]  # 200 W at t=100.0
@@ -150,18 +151,24 @@ def test_cuda_visible_devices_with_indices_and_uuids(
     assert source.energy_j() == pytest.approx(sum(i + 1 for i in expected))
 
 
-def test_invalid_and_mig_entries_leave_a_note() -> None:
+def test_invalid_and_old_style_mig_entries_leave_a_note() -> None:
     uuids = ["GPU-aa", "GPU-ab"]
-    assert parse_visible_devices("0,GPU-a", 2, uuids.__getitem__) == (
-        [0],
-        [
-            "CUDA_VISIBLE_DEVICES entry 'GPU-a' matches no GPU; "
-            "later entries are ignored, as CUDA does"
-        ],
-    )
-    chosen, notes = parse_visible_devices("MIG-1234", 2, uuids.__getitem__)
-    assert chosen == [] and "MIG" in notes[0]
-    assert parse_visible_devices(None, 2, uuids.__getitem__) == ([0, 1], [])
+    found = parse_visible_devices("0,GPU-a", 2, uuids.__getitem__)
+    assert (found.indices, found.mig_uuids) == ([0], [])
+    assert found.notes == [
+        "CUDA_VISIBLE_DEVICES entry 'GPU-a' matches no GPU; later entries are ignored, as CUDA does"
+    ]
+    old = parse_visible_devices("MIG-GPU-aa/1/0", 2, uuids.__getitem__)
+    assert old.indices == [] and "MIG-<uuid>" in old.notes[0]
+    assert parse_visible_devices(None, 2, uuids.__getitem__).indices == [0, 1]
+
+
+def test_mig_instance_uuids_are_kept_for_their_gpu() -> None:
+    uuids = ["GPU-aa", "GPU-ab"]
+    found = parse_visible_devices("MIG-1234,1,MIG-5678", 2, uuids.__getitem__)
+    assert found.indices == [1]
+    assert found.mig_uuids == ["MIG-1234", "MIG-5678"]
+    assert found.notes == []
 
 
 def test_missing_nvml_library_means_no_gpus_not_an_error(nvml_mock: Any) -> None:

@@ -61,6 +61,9 @@ def test_a_forked_child_starts_clean_and_leaves_the_parents_election_alone(
     )
     meter.register("m", 1)
     plugin_state().inference_meter = meter
+    import carbonledger.measure.meter as measure_meter
+
+    monkeypatch.setattr(measure_meter, "_shared", object())  # a parent's device meter
     with mlflow.start_run() as run:
         [tracker] = registry().trackers()
         lock = tracker.node.lock
@@ -86,6 +89,7 @@ def test_a_forked_child_starts_clean_and_leaves_the_parents_election_alone(
                     "node_locks": len(plugin_state().node_locks),
                     "inherited_fd_open": inherited_fd_open,
                     "sent": len(sent),
+                    "shared_meter": measure_meter._shared is not None,
                 }
             except Exception as exc:  # noqa: BLE001 - shown by the parent's assertion
                 seen = {"error": repr(exc)}
@@ -107,6 +111,7 @@ def test_a_forked_child_starts_clean_and_leaves_the_parents_election_alone(
             "node_locks": 0,
             "inherited_fd_open": False,
             "sent": 0,
+            "shared_meter": False,  # the child builds its own device meter
         }
         assert elect(f"{run.info.run_id}-{tracker.node.node_id}") is None  # still the parent's
         assert registry().trackers() == [tracker]
