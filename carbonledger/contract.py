@@ -313,6 +313,67 @@ RUN_KINDS: Final = (KIND_TRAINING, KIND_INFERENCE, KIND_ESTIMATE)
 UNMETERED_AFTER_THE_FACT: Final = "created-after-the-fact"
 """``carbon.unmetered_reason`` of a run created with a start time in the past (GridSearch)."""
 
+# --- what a run reserved (docs/plugin.md "Host and reservation tags") --------------------
+TAG_GPU_COUNT_HOST: Final = "carbon.gpu_count_host"
+"""GPUs present on the host (every GPU the OS shows, whatever ``CUDA_VISIBLE_DEVICES`` says);
+``carbon.gpu_count`` is the GPUs the run used (the visible ones)."""
+TAG_CPU_COUNT_USED: Final = "carbon.cpu_count_used"
+"""Logical CPUs the run may use (CPU affinity, capped by a cgroup CPU quota);
+``carbon.cpu_count`` is the logical CPUs of the host."""
+TAG_INSTANCE_TYPE: Final = "carbon.instance_type"
+"""Cloud instance type (``p4d.24xlarge``), from DMI ``product_name`` (AWS) or the setting."""
+TAG_INSTANCE_TYPE_SOURCE: Final = "carbon.instance_type_source"
+"""Where ``carbon.instance_type`` came from: ``dmi`` or ``setting``."""
+TAG_HOST_MODEL: Final = "carbon.host_model"
+"""The machine's model (DMI ``product_name``, e.g. ``PowerEdge XE9680``) when it is not a
+cloud instance type; organisation overrides can match it."""
+RESERVATION_TAGS: Final = (
+    TAG_GPU_COUNT_HOST,
+    TAG_CPU_COUNT_USED,
+    TAG_INSTANCE_TYPE,
+    TAG_INSTANCE_TYPE_SOURCE,
+    TAG_HOST_MODEL,
+)
+INSTANCE_TYPE_FROM_DMI: Final = "dmi"
+INSTANCE_TYPE_FROM_SETTING: Final = "setting"
+
+# --- embodied emissions (Scope 3; docs/methodology.md "Embodied emissions") --------------
+EMBODIED_CCF_INSTANCE: Final = "ccf-instance"
+"""Host total of a cloud instance type from Cloud Carbon Footprint's per-instance table."""
+EMBODIED_COMPONENTS: Final = "components"
+"""Host total built from its parts: CCF's component model, GPU cards from ADEME/Hubblo."""
+EMBODIED_OVERRIDE: Final = "organisation-override"
+"""A figure from the organisation's own file (``CARBONLEDGER_EMBODIED_PATH``)."""
+EMBODIED_METHODS: Final = (EMBODIED_CCF_INSTANCE, EMBODIED_COMPONENTS, EMBODIED_OVERRIDE)
+RESOURCE_GPU: Final = "gpu"
+RESOURCE_VCPU: Final = "vcpu"
+DEFAULT_EMBODIED_LIFETIME_YEARS: Final = 4.0
+"""Amortisation period of hardware (CCF, GSF Impact Framework, the SCI example)."""
+S_PER_YEAR: Final = 365.0 * 24.0 * S_PER_HOUR
+"""Seconds in a lifetime year: 365 days, as the SCI specification's 4 x 365 x 24 hours."""
+
+# --- intensity methods (how an emission factor matched the activity's time) --------------
+INTENSITY_HOURLY: Final = "hourly"
+INTENSITY_HOURLY_PROFILE: Final = "hourly-profile-estimate"
+INTENSITY_YEARLY: Final = "yearly"
+INTENSITY_WORLD_DEFAULT: Final = "world-default"
+INTENSITY_EXPLICIT: Final = "explicit"
+INTENSITY_METHODS: Final = (
+    INTENSITY_HOURLY,
+    INTENSITY_HOURLY_PROFILE,
+    INTENSITY_YEARLY,
+    INTENSITY_WORLD_DEFAULT,
+    INTENSITY_EXPLICIT,
+)
+
+# --- methods of imported and estimated records (the ETL's) -------------------------------
+METHOD_CODECARBON: Final = "codecarbon"
+"""Component energy imported from CodeCarbon's ``emissions.csv``."""
+METHOD_CONFIGURED_POWER: Final = "duration-x-configured-power"
+"""An unmetered run estimated as duration x ``CARBONLEDGER_UNMETERED_POWER_W``."""
+METHOD_REQUESTS_BENCH: Final = "requests-x-bench-wh"
+"""Imported inference estimated as requests x a benchmarked Wh per request."""
+
 # --- budgets -----------------------------------------------------------------------------
 DEFAULT_THRESHOLDS_PCT: Final = (50.0, 75.0, 90.0, 100.0)
 """Alert thresholds of a budget that does not name its own (percent of the limit)."""

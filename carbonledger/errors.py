@@ -75,6 +75,19 @@ class UnknownHardwareError(ConfigError):
         self.suggestions = suggestions or []
 
 
+class EmbodiedError(CarbonLedgerError):
+    """An embodied-emissions figure cannot be computed from the values given."""
+
+
+class EmbodiedOverridesError(ConfigError):
+    """The organisation's embodied figures file is invalid; ``path`` and ``entry`` say where."""
+
+    def __init__(self, message: str, *, path: str | None = None, entry: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.entry = entry
+
+
 class PluginError(CarbonLedgerError):
     """The MLflow plugin could not do what was asked (never raised into training code)."""
 

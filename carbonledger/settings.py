@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from carbonledger.contract import DEFAULT_EMBODIED_LIFETIME_YEARS
 from carbonledger.errors import ConfigError
 
 
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     power_sample_hz: float = Field(
         10.0, ge=10.0, description="GPU power sampling rate when integrating power (Hz)."
     )
+    dmi_root: Path = Field(
+        Path("/sys/class/dmi/id"),
+        description="Folder of the DMI files read once per process (product_name, sys_vendor).",
+    )
+    instance_type: str | None = Field(
+        None,
+        description="Cloud instance type of this machine, e.g. p4d.24xlarge (default: DMI "
+        "product_name where it names one, as on AWS).",
+    )
     gpu_share_dir: Path | None = Field(
         None,
         description="Folder where metering processes announce the GPUs they meter, so a shared "
@@ -100,6 +110,18 @@ class Settings(BaseSettings):
     )
     live_timeout_s: float = Field(2.0, gt=0, description="Timeout of a live intensity request.")
     live_cache_ttl_s: float = Field(3600.0, ge=0, description="Cache lifetime of live answers.")
+
+    # --- embodied emissions ------------------------------------------------------------------
+    embodied_path: Path | None = Field(
+        None,
+        description="YAML file of the organisation's embodied figures per instance type or "
+        "hardware model; they win over the shipped ones.",
+    )
+    embodied_lifetime_years: float = Field(
+        DEFAULT_EMBODIED_LIFETIME_YEARS,
+        gt=0,
+        description="Years over which hardware's embodied emissions are amortised.",
+    )
 
     # --- ledger and ETL ---------------------------------------------------------------------
     ledger_url: SecretStr = Field(
@@ -149,6 +171,8 @@ class Settings(BaseSettings):
         "budgets_path",
         "webhook_url",
         "gpu_share_dir",
+        "instance_type",
+        "embodied_path",
         mode="before",
     )
     @classmethod

@@ -1,4 +1,4 @@
-"""The shipped embodied tables: each licence in its own file, lazy, exactly what the script makes."""
+"""The shipped embodied tables: one licence file each, lazy, exactly what the script makes."""
 
 from __future__ import annotations
 
