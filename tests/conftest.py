@@ -25,8 +25,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Each test starts from default settings, an empty powercap tree, a private journal and
-    a private GPU share registry (tests in parallel sessions never see each other's GPUs).
+    """Each test starts from default settings, an empty powercap tree and DMI folder, a private
+    journal and a private GPU share registry (tests in parallel sessions never see each
+    other's GPUs).
 
     No test reads this machine's real hardware unless it builds the tree itself: the RAPL
     root points at an empty folder, and NVML is absent on these machines.
@@ -41,6 +42,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     empty_powercap = tmp_path / "_powercap_empty"
     empty_powercap.mkdir()
     monkeypatch.setenv("CARBONLEDGER_RAPL_ROOT", str(empty_powercap))
+    empty_dmi = tmp_path / "_dmi_empty"
+    empty_dmi.mkdir()
+    monkeypatch.setenv("CARBONLEDGER_DMI_ROOT", str(empty_dmi))
     monkeypatch.setenv("CARBONLEDGER_JOURNAL_PATH", str(tmp_path / "_journal"))
     monkeypatch.setenv("CARBONLEDGER_GPU_SHARE_DIR", str(tmp_path / "_gpu_share"))
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")

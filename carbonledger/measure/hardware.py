@@ -1,7 +1,9 @@
 """What hardware a job runs on: GPU and CPU models, counts and memory (for run tags).
 
 GPUs are the visible NVIDIA GPUs (NVML) followed by the visible AMD GPUs (amdsmi, when it
-loads); each gives its name, UUID, driver version, power limit and memory.
+loads); each gives its name, UUID, driver version, power limit and memory. Beside them, what
+the job reserved of its host (:mod:`carbonledger.measure.host`): GPUs present on the host, CPUs
+the process may use, the cloud instance type and the machine model.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from typing import Any
 
 from carbonledger.contract import (
     TAG_CPU_COUNT,
+    TAG_CPU_COUNT_USED,
     TAG_CPU_MODEL,
     TAG_GPU_COUNT,
+    TAG_GPU_COUNT_HOST,
     TAG_GPU_MODEL,
+    TAG_HOST_MODEL,
+    TAG_INSTANCE_TYPE,
+    TAG_INSTANCE_TYPE_SOURCE,
     TAG_RAM_GB,
 )
 from carbonledger.errors import AmdSmiError, NvmlError
@@ -47,8 +54,13 @@ class HardwareInfo:
         gpu_count: number of visible GPUs.
         gpus: each visible GPU.
         cpu_model: CPU model string as the OS reports it.
-        cpu_count: logical CPUs.
+        cpu_count: logical CPUs of the host.
         ram_gb: installed memory in GB (2**30 bytes).
+        gpu_count_host: GPUs present on the host, visible or not (None: unknown).
+        cpu_count_used: logical CPUs this process may use (None: unknown).
+        instance_type: cloud instance type (None: unknown).
+        instance_type_source: ``setting`` or ``dmi``.
+        host_model: the machine's model (DMI ``product_name``), when it names one.
     """
 
     gpu_model: str | None
@@ -57,16 +69,30 @@ class HardwareInfo:
     cpu_model: str | None
     cpu_count: int
     ram_gb: float
+    gpu_count_host: int | None = None
+    cpu_count_used: int | None = None
+    instance_type: str | None = None
+    instance_type_source: str | None = None
+    host_model: str | None = None
 
     def as_tags(self) -> dict[str, str]:
-        """The ``carbon.*`` hardware tags of a run."""
-        return {
+        """The ``carbon.*`` hardware tags of a run (unknown host facts are left out)."""
+        tags = {
             TAG_GPU_MODEL: self.gpu_model or "none",
             TAG_GPU_COUNT: str(self.gpu_count),
             TAG_CPU_MODEL: self.cpu_model or "unknown",
             TAG_CPU_COUNT: str(self.cpu_count),
             TAG_RAM_GB: f"{self.ram_gb:.1f}",
         }
+        optional = {
+            TAG_GPU_COUNT_HOST: self.gpu_count_host,
+            TAG_CPU_COUNT_USED: self.cpu_count_used,
+            TAG_INSTANCE_TYPE: self.instance_type,
+            TAG_INSTANCE_TYPE_SOURCE: self.instance_type_source,
+            TAG_HOST_MODEL: self.host_model,
+        }
+        tags.update({k: str(v) for k, v in optional.items() if v is not None})
+        return tags
 
 
 @lru_cache(maxsize=1)
@@ -91,13 +117,19 @@ def _optional(name: str, *args: Any) -> Any:
 
 def gpu_infos() -> tuple[GpuInfo, ...]:
     """Metadata of the visible GPUs; empty without NVML or GPUs, never raises NVML errors."""
+    return _nvidia_gpus()[0]
+
+
+def _nvidia_gpus() -> tuple[tuple[GpuInfo, ...], int | None]:
+    """The visible NVIDIA GPUs and how many the host has (None when NVML fails)."""
     try:
         if not nvml.nvml_init():
-            return ()
+            return (), 0
     except NvmlError as exc:
         logger.warning("cannot read GPU metadata: %s", exc)
-        return ()
+        return (), None
     try:
+        present = _optional("nvmlDeviceGetCount")
         devices, _ = nvml.visible_gpus()
         driver = _optional("nvmlSystemGetDriverVersion")
         infos = []
@@ -113,10 +145,10 @@ def gpu_infos() -> tuple[GpuInfo, ...]:
                     memory_gb=float(memory.total) / 2**30 if memory is not None else None,
                 )
             )
-        return tuple(infos)
+        return tuple(infos), int(present) if isinstance(present, int) else None
     except NvmlError as exc:
         logger.warning("cannot read GPU metadata: %s", exc)
-        return ()
+        return (), None
     finally:
         nvml.nvml_shutdown()
 
@@ -130,13 +162,19 @@ def _amd_optional(name: str, *args: Any) -> Any:
 
 def amd_gpu_infos() -> tuple[GpuInfo, ...]:
     """Metadata of the visible AMD GPUs; empty without amdsmi or GPUs, never raises."""
+    return _amd_gpus()[0]
+
+
+def _amd_gpus() -> tuple[tuple[GpuInfo, ...], int | None]:
+    """The visible AMD GPUs and how many the host has (None when amdsmi fails)."""
     try:
         if not amd.amd_init():
-            return ()
+            return (), 0
     except AmdSmiError as exc:
         logger.warning("cannot read AMD GPU metadata: %s", exc)
-        return ()
+        return (), None
     try:
+        handles = _amd_optional("amdsmi_get_processor_handles")
         devices, _ = amd.visible_amd_gpus()
         vram_type = amd.load_amdsmi().AmdSmiMemoryType.VRAM  # loaded: amd_init succeeded
         infos = []
@@ -155,10 +193,10 @@ def amd_gpu_infos() -> tuple[GpuInfo, ...]:
                     memory_gb=float(vram) / 2**30 if isinstance(vram, int | float) else None,
                 )
             )
-        return tuple(infos)
+        return tuple(infos), len(handles) if isinstance(handles, list | tuple) else None
     except AmdSmiError as exc:
         logger.warning("cannot read AMD GPU metadata: %s", exc)
-        return ()
+        return (), None
     finally:
         amd.amd_shutdown()
 
@@ -167,14 +205,28 @@ def _known(value: Any) -> str | None:
     return str(value) if value not in (None, "", "N/A") else None
 
 
+def _present(visible: int, present: int | None) -> int | None:
+    # A vendor whose library failed reports None: the host's count is then unknown.
+    return None if present is None else max(present, visible)
+
+
 def describe_hardware(settings: Settings | None = None) -> HardwareInfo:
-    """Describe the GPUs, CPU and memory this process can use (probes NVML and psutil)."""
+    """Describe the GPUs, CPU and memory this process can use, and what the host has.
+
+    Probes NVML, amdsmi and psutil, and reads the DMI files and the CPU affinity and quota
+    (:mod:`carbonledger.measure.host`); none of these makes a network call.
+    """
     import psutil
 
+    from carbonledger.measure.host import cpus_used, describe_host
     from carbonledger.measure.ram import BYTES_PER_GB
 
-    _ = settings or get_settings()  # reserved: settings may later restrict devices
-    gpus = gpu_infos() + amd_gpu_infos()
+    s = settings or get_settings()
+    nvidia, nvidia_present = _nvidia_gpus()
+    amd_gpus, amd_present = _amd_gpus()
+    gpus = nvidia + amd_gpus
+    a, b = _present(len(nvidia), nvidia_present), _present(len(amd_gpus), amd_present)
+    host = describe_host(dmi_root=s.dmi_root, instance_type=s.instance_type)
     return HardwareInfo(
         gpu_model=gpus[0].name if gpus else None,
         gpu_count=len(gpus),
@@ -182,4 +234,9 @@ def describe_hardware(settings: Settings | None = None) -> HardwareInfo:
         cpu_model=cpu_model_name(),
         cpu_count=psutil.cpu_count(logical=True) or 1,
         ram_gb=psutil.virtual_memory().total / BYTES_PER_GB,
+        gpu_count_host=None if a is None or b is None else a + b,
+        cpu_count_used=cpus_used(),
+        instance_type=host.instance_type,
+        instance_type_source=host.instance_type_source,
+        host_model=host.host_model,
     )

@@ -239,13 +239,16 @@ def test_gpu_metadata(gpus: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     tags = info.as_tags()
     assert tags["carbon.gpu_count"] == "2"
     assert tags["carbon.gpu_model"] == "NVIDIA A100-SXM4-40GB"
+    assert tags["carbon.gpu_count_host"] == "3"  # present, whatever CUDA_VISIBLE_DEVICES says
     assert set(tags) == {
         "carbon.gpu_model",
         "carbon.gpu_count",
+        "carbon.gpu_count_host",
         "carbon.cpu_model",
         "carbon.cpu_count",
+        "carbon.cpu_count_used",
         "carbon.ram_gb",
-    }
+    }  # no instance type or machine model in an empty DMI folder
 
 
 def test_gpu_without_power_limit_still_described(gpus: Any) -> None:
