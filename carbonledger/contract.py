@@ -371,6 +371,8 @@ METHOD_CODECARBON: Final = "codecarbon"
 """Component energy imported from CodeCarbon's ``emissions.csv``."""
 METHOD_CONFIGURED_POWER: Final = "duration-x-configured-power"
 """An unmetered run estimated as duration x ``CARBONLEDGER_UNMETERED_POWER_W``."""
+METHOD_RATED_POWER: Final = "rated-power-estimate"
+"""``carbonledger estimate``: rated power (TDP) x count x hours, the ML CO2 Impact model."""
 METHOD_REQUESTS_BENCH: Final = "requests-x-bench-wh"
 """Imported inference estimated as requests x a benchmarked Wh per request."""
 

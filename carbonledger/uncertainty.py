@@ -51,6 +51,7 @@ ENERGY_UNCERTAINTY: Mapping[str, float] = {
     c.METHOD_RAM_ESTIMATE: 0.50,
     c.METHOD_CODECARBON: 0.40,
     c.METHOD_CONFIGURED_POWER: 0.50,
+    c.METHOD_RATED_POWER: 0.35,
     c.METHOD_REQUESTS_BENCH: 0.50,
 }
 """Energy method -> relative standard uncertainty of the energy it reports."""
@@ -111,8 +112,13 @@ class Range:
 
 
 def energy_uncertainty(method: str | None) -> float:
-    """Relative standard uncertainty of energy measured or estimated by ``method``."""
-    return ENERGY_UNCERTAINTY.get(method or "", UNKNOWN_METHOD_UNCERTAINTY)
+    """Relative standard uncertainty of energy measured or estimated by ``method``.
+
+    Methods that changed during a run are joined by ``+`` (``nvml-energy-counter+
+    nvml-process-share``): the least certain of them counts.
+    """
+    parts = (method or "").split("+")
+    return max(ENERGY_UNCERTAINTY.get(p, UNKNOWN_METHOD_UNCERTAINTY) for p in parts)
 
 
 def intensity_uncertainty(intensity_method: str) -> float:
@@ -250,3 +256,10 @@ def format_range(value_kg: float, low_kg: float, high_kg: float, unit: str = "kg
 def format_range_g(value_kg: float, low_kg: float, high_kg: float) -> str:
     """The same range in grams (``28.5 g (19.0-42.8)``), for small figures."""
     return format_range(value_kg * G_PER_KG, low_kg * G_PER_KG, high_kg * G_PER_KG, unit="g")
+
+
+def format_range_auto(value_kg: float, low_kg: float, high_kg: float) -> str:
+    """In kg from 1 kg up, in grams below (``334 g (222-501)``)."""
+    if abs(value_kg) >= 1:
+        return format_range(value_kg, low_kg, high_kg)
+    return format_range_g(value_kg, low_kg, high_kg)

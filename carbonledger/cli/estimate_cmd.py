@@ -9,11 +9,23 @@ from typing import Annotated, Any
 
 import typer
 
+from carbonledger.cli import _whole
+from carbonledger.contract import (
+    MACHINE,
+    METHOD_RATED_POWER,
+    S_PER_HOUR,
+    TAG_CLOUD_PROVIDER,
+    TAG_CPU_COUNT,
+    TAG_GPU_COUNT,
+    TAG_GPU_MODEL,
+    TAG_INSTANCE_TYPE,
+)
 from carbonledger.errors import CarbonLedgerError
 
 HELP = (
     "Estimate energy and CO2e from a GPU/CPU model (or --power-w), a count, hours and a place "
-    "(--region/--provider, --country, --zone or --intensity), like the ML CO2 Impact calculator."
+    "(--region/--provider, --country, --zone or --intensity), like the ML CO2 Impact calculator; "
+    "with its range, and the embodied share of the hardware (--instance-type, --gpu)."
 )
 
 
@@ -44,6 +56,17 @@ def estimate(
         bool, typer.Option("--datacentre", help="Unknown data centre: PUE 1.56, not 1.0.")
     ] = False,
     year: Annotated[int | None, typer.Option(help="Data year of the yearly tables.")] = None,
+    instance_type: Annotated[
+        str | None,
+        typer.Option(help="Cloud instance type for the embodied share, e.g. p4d.24xlarge."),
+    ] = None,
+    vcpus: Annotated[
+        int | None, typer.Option(min=1, help="vCPUs reserved (the embodied share of CPU work).")
+    ] = None,
+    lifetime_years: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Hardware lifetime for the embodied share (default: setting)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     list_zones: Annotated[bool, typer.Option("--list-zones", help="List grid zones.")] = False,
     list_regions: Annotated[
@@ -75,12 +98,15 @@ def estimate(
             pue=pue,
             datacentre=datacentre,
             year=year,
+            instance_type=instance_type,
+            vcpus=vcpus,
+            lifetime_years=lifetime_years,
         )
     except CarbonLedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
-        typer.echo(json.dumps(_as_dict(result), indent=2))
+        typer.echo(json.dumps(result, indent=2))
     else:
         _print_human(result)
 
@@ -100,7 +126,11 @@ def _estimate(
     pue: float | None,
     datacentre: bool,
     year: int | None,
-) -> Any:
+    instance_type: str | None = None,
+    vcpus: int | None = None,
+    lifetime_years: float | None = None,
+) -> dict[str, Any]:
+    from carbonledger.embodied.reservation import HOST_RESOURCES_UNKNOWN, NO_HARDWARE
     from carbonledger.intensity import command_line_place, resolve_place
     from carbonledger.intensity.estimate import estimate_emissions, lookup_hardware
     from carbonledger.intensity.factors import PUE_EXPLICIT, PueFactor
@@ -134,7 +164,7 @@ def _estimate(
     )
     grid = place.grid
     pue_factor = PueFactor(pue, PUE_EXPLICIT, note="--pue") if pue is not None else place.pue
-    return estimate_emissions(
+    est = estimate_emissions(
         power_w=float(power_w or 0.0),
         count=count,
         duration_h=hours,
@@ -143,6 +173,36 @@ def _estimate(
         hardware=hardware,
         power_source=source or "--power-w",
     )
+    out = _as_dict(est)
+    component = "gpu" if gpu else "cpu" if cpu else MACHINE
+    out["range"] = _whole.co2e_range(
+        energy_kwh={component: est.energy_kwh},
+        methods={component: METHOD_RATED_POWER},
+        pue=est.pue.value,
+        intensity_g_per_kwh=est.grid.intensity_g_per_kwh,
+        resolved_by=est.grid.resolved_by,
+    )
+    reservation = {
+        TAG_INSTANCE_TYPE: instance_type or "",
+        TAG_CLOUD_PROVIDER: settings.cloud_provider or "",
+        TAG_GPU_MODEL: (hardware if gpu else None) or "none",
+        TAG_GPU_COUNT: str(count if gpu else 0),
+        TAG_CPU_COUNT: str(vcpus or ""),
+    }
+    if lifetime_years is not None:
+        settings = settings.model_copy(update={"embodied_lifetime_years": lifetime_years})
+    if instance_type or gpu:
+        out["embodied"] = _whole.embodied(reservation, hours * S_PER_HOUR, settings)
+        if out["embodied"].get("code") == HOST_RESOURCES_UNKNOWN and not vcpus:
+            out["embodied"]["reason"] += "; or give the vCPUs reserved with --vcpus"
+    else:
+        out["embodied"] = {
+            "embodied_co2e_kg": None,
+            "lifetime_years": settings.embodied_lifetime_years,
+            "code": NO_HARDWARE,
+            "reason": "give --instance-type (with --provider) or --gpu for the embodied share",
+        }
+    return out
 
 
 def _fmt(value: float) -> str:
@@ -153,25 +213,35 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _print_human(est: Any) -> None:
-    what = est.hardware or "device"
+def _print_human(est: dict[str, Any]) -> None:
+    what = est["hardware"] or "device"
+    pue, grid, rng = est["pue"], est["intensity"], est["range"]
     rows = [
-        ("hardware", f"{est.count} x {what} at {_fmt(est.power_w)} W ({est.power_source})"),
-        ("duration", f"{_fmt(est.duration_h)} h"),
-        ("energy", f"{_fmt(est.energy_kwh)} kWh"),
-        ("PUE", f"{_fmt(est.pue.value)} ({est.pue.source}{_note(est.pue.note)})"),
-        ("facility energy", f"{_fmt(est.facility_energy_kwh)} kWh"),
+        (
+            "hardware",
+            f"{est['count']} x {what} at {_fmt(est['power_w'])} W ({est['power_source']})",
+        ),
+        ("duration", f"{_fmt(est['duration_h'])} h"),
+        ("energy", f"{_fmt(est['energy_kwh'])} kWh"),
+        ("PUE", f"{_fmt(pue['value'])} ({pue['source']}{_note(pue['note'])})"),
+        ("facility energy", f"{_fmt(est['facility_energy_kwh'])} kWh"),
         (
             "intensity",
-            f"{_fmt(est.grid.intensity_g_per_kwh)} gCO2e/kWh ({est.grid.label}, "
-            f"{est.grid.resolved_by}{_note(est.grid.note)})",
+            f"{_fmt(grid['intensity_g_per_kwh'])} gCO2e/kWh ({grid['label']}, "
+            f"{grid['resolved_by']}{_note(grid['note'])})",
         ),
-        ("CO2e", f"{_fmt(est.co2e_kg)} kg"),
+        ("CO2e", f"{_fmt(est['co2e_kg'])} kg"),
+        (
+            "CO2e range",
+            f"{rng['text']} (uncertainty {rng['relative_uncertainty']:.0%}: "
+            f"{METHOD_RATED_POWER}, {rng['intensity_method']} intensity)",
+        ),
+        ("embodied", _whole.embodied_line(est["embodied"])),
     ]
     for label, value in rows:
         typer.echo(f"{label:<16} {value}")
-    if est.grid.licence:
-        typer.echo(f"{'data licence':<16} {est.grid.licence}")
+    if grid["licence"]:
+        typer.echo(f"{'data licence':<16} {grid['licence']}")
 
 
 def _note(note: str | None) -> str:

@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from carbonledger.contract import G_PER_KG, j_from_kwh
+from carbonledger.cli import _whole
+from carbonledger.contract import G_PER_KG, TAG_CLOUD_PROVIDER, j_from_kwh
 from carbonledger.errors import CarbonLedgerError
 
 HELP = (
@@ -95,7 +96,19 @@ def measure(
         result = window.close()
         meter.close()
     fp = footprint(result.energy_kwh, grid, pue_factor)
-    report = _report(command, exit_code, result, fp, meter.notes, meter.hardware().as_tags())
+    hardware_tags = meter.hardware().as_tags()
+    report = _report(command, exit_code, result, fp, meter.notes, hardware_tags)
+    report["co2e_range"] = _whole.co2e_range(
+        energy_kwh={name: comp.energy_kwh for name, comp in result.components.items()},
+        methods={name: comp.method for name, comp in result.components.items()},
+        pue=fp.pue,
+        intensity_g_per_kwh=fp.intensity_g_per_kwh,
+        resolved_by=grid.resolved_by,
+    )
+    reservation = dict(hardware_tags)
+    if settings.cloud_provider:
+        reservation[TAG_CLOUD_PROVIDER] = settings.cloud_provider
+    report["embodied"] = _whole.embodied(reservation, result.duration_s, settings)
     _emit(report, as_json=as_json, output=output)
     raise typer.Exit(exit_code)
 
@@ -196,6 +209,8 @@ def _g(value: float, digits: int = 4) -> str:
 def _print_table(console: Any, r: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from carbonledger.uncertainty import format_range_g
+
     process = r["attribution"] == "process"
     table = Table(title=f"carbonledger measure: {' '.join(r['command'])}", title_justify="left")
     for col in ("component", "energy (kWh)", "energy (J)", "avg W", "peak W", "method"):
@@ -231,5 +246,11 @@ def _print_table(console: Any, r: dict[str, Any]) -> None:
         f"CO2e {_g(r['co2e_kg'] * G_PER_KG)} g ({_g(r['co2e_kg'])} kg)",
         style="bold",
     )
+    rng = r["co2e_range"]
+    console.print(
+        f"CO2e range {format_range_g(rng['co2e_kg'], rng['co2e_low_kg'], rng['co2e_high_kg'])} "
+        f"(uncertainty {rng['relative_uncertainty']:.0%}; {rng['intensity_method']} intensity)"
+    )
+    console.print(f"embodied {_whole.embodied_line(r['embodied'])}")
     for note in r["notes"]:
         console.print(f"note: {note}", style="dim")

@@ -192,3 +192,40 @@ def test_estimate_never_asks_the_live_provider(monkeypatch: pytest.MonkeyPatch) 
     code, out, _ = _run("--power-w", "1000", "--hours", "1", "--zone", "DE", "--json")
     assert code == 0, out
     assert json.loads(out)["intensity"]["resolved_by"] == "zone"
+
+
+def test_estimate_prints_a_range_and_says_why_there_is_no_embodied_figure() -> None:
+    code, out, _ = _run("--power-w", "250", "--hours", "100", "--intensity", "560")
+    assert code == 0, out
+    lines = _lines(out)
+    # rated-power estimate (35%) and an explicit intensity (30%), in quadrature
+    u = (0.35**2 + 0.30**2) ** 0.5
+    assert lines["CO2e range"].startswith(f"14.0 kg ({14 / (1 + u):.2f}-{14 * (1 + u):.1f})")
+    assert lines["embodied"].startswith("none (give --instance-type")
+
+
+def test_estimate_json_has_the_range_and_the_embodied_share_of_an_instance() -> None:
+    code, out, _ = _run(
+        "--gpu", "A100", "--count", "2", "--hours", "10", "--intensity", "400",
+        "--instance-type", "p4d.24xlarge", "--provider", "aws", "--lifetime-years", "5", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    data = json.loads(out)
+    rng = data["range"]
+    assert rng["co2e_low_kg"] < data["co2e_kg"] < rng["co2e_high_kg"]
+    emb = data["embodied"]
+    from carbonledger.embodied import tables as embodied_tables
+
+    te = embodied_tables.instances()[("aws", "p4d.24xlarge")][0].total_kg
+    assert emb["embodied_co2e_kg"] == pytest.approx(te * 10 / (5 * 365 * 24) * 2 / 8)
+    assert emb["lifetime_years"] == 5
+    assert (emb["resource"], emb["resources_reserved"], emb["resources_host"]) == ("gpu", 2, 8)
+    assert emb["embodied_co2e_low_kg"] < emb["embodied_co2e_kg"] < emb["embodied_co2e_high_kg"]
+    assert "Apache-2.0" in emb["licence"]
+
+
+def test_estimate_builds_a_host_from_the_gpus_without_an_instance_type() -> None:
+    code, out, _ = _run("--gpu", "H100", "--count", "8", "--hours", "1", "--zone", "DE")
+    assert code == 0, out
+    line = _lines(out)["embodied"]
+    assert "8 of 8 GPUs" in line and "components" in line and "4-year lifetime" in line

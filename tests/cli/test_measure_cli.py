@@ -126,3 +126,39 @@ def test_a_place_option_beats_the_environment_intensity(monkeypatch: pytest.Monk
     assert report["intensity_g_per_kwh"] != 900.0
     code, _, err = _invoke("--json", "--", sys.executable, "-c", "pass")
     assert json.loads(err)["intensity_g_per_kwh"] == 900.0
+
+
+def test_measure_reports_the_range_and_the_embodied_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dmi = tmp_path / "dmi"
+    dmi.mkdir()
+    (dmi / "product_name").write_text("m5.2xlarge\n")
+    monkeypatch.setenv("CARBONLEDGER_DMI_ROOT", str(dmi))
+    monkeypatch.setenv("CARBONLEDGER_CLOUD_PROVIDER", "aws")
+    from carbonledger.measure.host import read_dmi
+
+    read_dmi.cache_clear()
+    code, _, err = _invoke("--json", "--intensity", "500", "--", sys.executable, "-c", "pass")
+    assert code == 0, err
+    report = json.loads(err)
+    rng = report["co2e_range"]
+    # TDP estimate (35%) for the CPU, 0.3725 W/GB (50%) for RAM, explicit intensity (30%)
+    kg = {c: report["components"][c]["energy_kwh"] * 0.5 for c in ("cpu", "ram")}
+    sigma = (
+        (0.35 * kg["cpu"]) ** 2 + (0.5 * kg["ram"]) ** 2 + (0.3 * sum(kg.values())) ** 2
+    ) ** 0.5
+    assert rng["relative_uncertainty"] == pytest.approx(sigma / sum(kg.values()))
+    assert rng["co2e_low_kg"] < report["co2e_kg"] < rng["co2e_high_kg"]
+    emb = report["embodied"]
+    assert report["hardware"]["carbon.instance_type"] == "m5.2xlarge"
+    assert emb["host_key"] == "ccf:aws:m5.2xlarge" and emb["resource"] == "vcpu"
+    assert emb["resources_host"] == 96 and emb["lifetime_years"] == 4
+    assert emb["embodied_co2e_kg"] > 0
+
+
+def test_measure_table_prints_the_range_and_the_embodied_line() -> None:
+    code, _, err = _invoke("--intensity", "500", "--", sys.executable, "-c", "pass")
+    assert code == 0, err
+    assert "CO2e range" in err and "uncertainty" in err
+    assert "embodied" in err and "lifetime" in err
