@@ -171,17 +171,11 @@ def relative_range(value_kg: float, relative_uncertainty: float) -> Range:
     return Range(value_kg, value_kg / factor, value_kg * factor, relative_uncertainty)
 
 
-def operational_contributions(
-    *,
-    energy_kwh: Mapping[str, float],
-    methods: Mapping[str, str],
-    pue: float,
-    intensity_g_per_kwh: float,
-    intensity_method: str,
-) -> list[Contribution]:
-    """Error contributions of one record's operational CO2e (one run or serving window).
+@dataclass(frozen=True, slots=True)
+class OperationalRecord:
+    """What one record's operational CO2e (a run, a serving window) is made of.
 
-    Args:
+    Attributes:
         energy_kwh: IT energy per component (kWh).
         methods: component -> energy method (``carbon.methods``; a missing one is unknown).
         pue: PUE applied (exact).
@@ -189,39 +183,37 @@ def operational_contributions(
         intensity_method: ``hourly``, ``hourly-profile-estimate``, ``yearly``, ``explicit``
             or ``world-default``.
     """
-    from carbonledger.footprint import co2e_kg
 
-    out = []
-    for component, kwh in sorted(energy_kwh.items()):
-        method = methods.get(component)
-        kg = co2e_kg(kwh, pue, intensity_g_per_kwh)
-        out.append(Contribution(f"energy:{method or 'unknown'}", energy_uncertainty(method) * kg))
-    total_kg = co2e_kg(sum(energy_kwh.values()), pue, intensity_g_per_kwh)
-    u_i = intensity_uncertainty(intensity_method)
-    out.append(Contribution(f"intensity:{intensity_method}", u_i * total_kg))
-    return out
+    energy_kwh: Mapping[str, float]
+    methods: Mapping[str, str]
+    pue: float
+    intensity_g_per_kwh: float
+    intensity_method: str
 
+    @property
+    def co2e_kg(self) -> float:
+        """``sum(energy_kwh) x pue x intensity / 1000`` (carbonledger.footprint.co2e_kg)."""
+        from carbonledger.footprint import co2e_kg
 
-def operational_range(
-    *,
-    energy_kwh: Mapping[str, float],
-    methods: Mapping[str, str],
-    pue: float,
-    intensity_g_per_kwh: float,
-    intensity_method: str,
-) -> Range:
-    """The operational CO2e of one record with its range (independent errors in quadrature)."""
-    from carbonledger.footprint import co2e_kg
+        return co2e_kg(sum(self.energy_kwh.values()), self.pue, self.intensity_g_per_kwh)
 
-    value = co2e_kg(sum(energy_kwh.values()), pue, intensity_g_per_kwh)
-    parts = operational_contributions(
-        energy_kwh=energy_kwh,
-        methods=methods,
-        pue=pue,
-        intensity_g_per_kwh=intensity_g_per_kwh,
-        intensity_method=intensity_method,
-    )
-    return to_range(value, parts)
+    def contributions(self) -> list[Contribution]:
+        """One contribution per component's energy method, and one for the intensity."""
+        from carbonledger.footprint import co2e_kg
+
+        out = []
+        for component, kwh in sorted(self.energy_kwh.items()):
+            method = self.methods.get(component)
+            kg = co2e_kg(kwh, self.pue, self.intensity_g_per_kwh)
+            sigma = energy_uncertainty(method) * kg
+            out.append(Contribution(f"energy:{method or 'unknown'}", sigma))
+        u_i = intensity_uncertainty(self.intensity_method)
+        out.append(Contribution(f"intensity:{self.intensity_method}", u_i * self.co2e_kg))
+        return out
+
+    def range(self) -> Range:
+        """The CO2e with its range (the record's independent errors in quadrature)."""
+        return to_range(self.co2e_kg, self.contributions())
 
 
 def total_range(records: Iterable[tuple[float, Iterable[Contribution]]]) -> Range:

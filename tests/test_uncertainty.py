@@ -11,12 +11,11 @@ from carbonledger.uncertainty import (
     ENERGY_UNCERTAINTY,
     INTENSITY_UNCERTAINTY,
     Contribution,
+    OperationalRecord,
     combine,
     energy_uncertainty,
     format_range,
     intensity_method_of,
-    operational_contributions,
-    operational_range,
     relative_range,
     total_range,
 )
@@ -40,13 +39,13 @@ def test_measured_beats_estimated() -> None:
 def test_one_run_is_the_quadrature_of_its_independent_errors() -> None:
     energy = {"gpu": 10.0, "cpu": 2.0, "ram": 0.5}
     methods = {"gpu": c.METHOD_NVML_COUNTER, "cpu": c.METHOD_RAPL, "ram": c.METHOD_RAM_ESTIMATE}
-    r = operational_range(
+    r = OperationalRecord(
         energy_kwh=energy,
         methods=methods,
         pue=1.2,
         intensity_g_per_kwh=400.0,
         intensity_method=c.INTENSITY_YEARLY,
-    )
+    ).range()
     # by hand: kg per component = kWh x 1.2 x 400 / 1000
     gpu, cpu, ram = 10 * 0.48, 2 * 0.48, 0.5 * 0.48
     total = gpu + cpu + ram
@@ -63,14 +62,14 @@ def test_a_total_adds_a_methods_error_linearly_across_runs_and_other_methods_in_
     None
 ):
     def run(gpu_kwh: float, method: str, intensity: str) -> tuple[float, list[Contribution]]:
-        parts = operational_contributions(
+        record = OperationalRecord(
             energy_kwh={"gpu": gpu_kwh},
             methods={"gpu": method},
             pue=1.0,
             intensity_g_per_kwh=1000.0,
             intensity_method=intensity,
         )
-        return gpu_kwh, parts  # 1000 g/kWh: kg = kWh
+        return record.co2e_kg, record.contributions()  # 1000 g/kWh: kg = kWh
 
     records = [
         run(3.0, c.METHOD_NVML_COUNTER, c.INTENSITY_HOURLY),
@@ -120,3 +119,8 @@ def test_intensity_method_of_a_yearly_resolution() -> None:
     assert intensity_method_of("explicit") == c.INTENSITY_EXPLICIT
     assert intensity_method_of("live") == c.INTENSITY_HOURLY
     assert intensity_method_of("zone+live-fallback") == c.INTENSITY_YEARLY
+
+
+def test_methods_that_changed_during_a_run_count_the_least_certain() -> None:
+    both = f"{c.METHOD_NVML_COUNTER}+{c.METHOD_NVML_PROCESS_SHARE}"
+    assert energy_uncertainty(both) == energy_uncertainty(c.METHOD_NVML_PROCESS_SHARE)

@@ -11,33 +11,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from carbonledger.errors import CarbonLedgerError
+from carbonledger.uncertainty import OperationalRecord
 
 
-def co2e_range(
-    *,
-    energy_kwh: Mapping[str, float],
-    methods: Mapping[str, str],
-    pue: float,
-    intensity_g_per_kwh: float,
-    resolved_by: str,
-) -> dict[str, Any]:
+def co2e_range(record: OperationalRecord) -> dict[str, Any]:
     """The operational CO2e's range as JSON fields (value, low, high, text, methods)."""
-    from carbonledger.uncertainty import intensity_method_of, operational_range
-
-    intensity_method = intensity_method_of(resolved_by)
-    r = operational_range(
-        energy_kwh=energy_kwh,
-        methods=methods,
-        pue=pue,
-        intensity_g_per_kwh=intensity_g_per_kwh,
-        intensity_method=intensity_method,
-    )
+    r = record.range()
     return {
         "co2e_kg": r.value_kg,
         "co2e_low_kg": r.low_kg,
         "co2e_high_kg": r.high_kg,
         "relative_uncertainty": r.relative_uncertainty,
-        "intensity_method": intensity_method,
+        "intensity_method": record.intensity_method,
         "text": r.formatted,
     }
 

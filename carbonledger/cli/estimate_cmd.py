@@ -135,6 +135,7 @@ def _estimate(
     from carbonledger.intensity.estimate import estimate_emissions, lookup_hardware
     from carbonledger.intensity.factors import PUE_EXPLICIT, PueFactor
     from carbonledger.settings import get_settings
+    from carbonledger.uncertainty import OperationalRecord, intensity_method_of
 
     given = [name for name, v in (("--gpu", gpu), ("--cpu", cpu), ("--power-w", power_w)) if v]
     if power_w == 0:
@@ -176,11 +177,13 @@ def _estimate(
     out = _as_dict(est)
     component = "gpu" if gpu else "cpu" if cpu else MACHINE
     out["range"] = _whole.co2e_range(
-        energy_kwh={component: est.energy_kwh},
-        methods={component: METHOD_RATED_POWER},
-        pue=est.pue.value,
-        intensity_g_per_kwh=est.grid.intensity_g_per_kwh,
-        resolved_by=est.grid.resolved_by,
+        OperationalRecord(
+            energy_kwh={component: est.energy_kwh},
+            methods={component: METHOD_RATED_POWER},
+            pue=est.pue.value,
+            intensity_g_per_kwh=est.grid.intensity_g_per_kwh,
+            intensity_method=intensity_method_of(est.grid.resolved_by),
+        )
     )
     reservation = {
         TAG_INSTANCE_TYPE: instance_type or "",

@@ -73,6 +73,7 @@ def measure(
     from carbonledger.intensity import command_line_place, resolve_place
     from carbonledger.measure import Meter
     from carbonledger.settings import get_settings
+    from carbonledger.uncertainty import OperationalRecord, intensity_method_of
 
     if not command:
         raise typer.BadParameter("give the command after --, e.g. carbonledger measure -- make")
@@ -99,11 +100,13 @@ def measure(
     hardware_tags = meter.hardware().as_tags()
     report = _report(command, exit_code, result, fp, meter.notes, hardware_tags)
     report["co2e_range"] = _whole.co2e_range(
-        energy_kwh={name: comp.energy_kwh for name, comp in result.components.items()},
-        methods={name: comp.method for name, comp in result.components.items()},
-        pue=fp.pue,
-        intensity_g_per_kwh=fp.intensity_g_per_kwh,
-        resolved_by=grid.resolved_by,
+        OperationalRecord(
+            energy_kwh={name: comp.energy_kwh for name, comp in result.components.items()},
+            methods={name: comp.method for name, comp in result.components.items()},
+            pue=fp.pue,
+            intensity_g_per_kwh=fp.intensity_g_per_kwh,
+            intensity_method=intensity_method_of(grid.resolved_by),
+        )
     )
     reservation = dict(hardware_tags)
     if settings.cloud_provider:

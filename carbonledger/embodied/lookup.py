@@ -17,15 +17,13 @@ Nothing known at all gives :class:`~carbonledger.embodied.reservation.Unavailabl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 
 from carbonledger import contract as c
 from carbonledger.embodied import tables
 from carbonledger.embodied.cards import match_card
-from carbonledger.embodied.overrides import EMPTY, OverrideRow, Overrides
+from carbonledger.embodied.overrides import EMPTY, OverrideRow, Overrides, content_hash
 from carbonledger.embodied.reservation import (
     AMBIGUOUS_INSTANCE,
     UNKNOWN_HOST,
@@ -128,7 +126,7 @@ def _host(
         "host_gpu_count": host_gpu_count,
         "host_vcpus": host_vcpus,
     }
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    digest = content_hash(values)
     return HostEmbodied(
         key=key,
         embodied_co2e_kg=total,

@@ -115,6 +115,11 @@ class Overrides:
 EMPTY = Overrides(path="", rows={})
 
 
+def content_hash(values: dict[str, Any]) -> str:
+    """SHA-256 (16 hex digits) of JSON values: equal content, equal hash, across processes."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _plain(name: str) -> str:
     return " ".join(name.split()).lower()
 
@@ -209,7 +214,7 @@ def _row(path: Path, i: int, raw: Any) -> OverrideRow:
         "relative_uncertainty": uncertainty,
         "note": _text(path, i, raw, "note"),
     }
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    digest = content_hash(values)
     return OverrideRow(
         key=key,
         kind=kind,
