@@ -1,22 +1,31 @@
-"""Benchmark of the ETL (docs/benchmarks.md, section "ETL and ledger").
+"""Benchmark of the ETL (docs/benchmarks.md, section "ETL and ledger"), side by side in one run.
 
-1. Generate a SQLite MLflow store with N metered runs: ``--workers`` processes each create
-   their share with ``MlflowClient.create_run`` + one ``log_batch`` (12 metrics, 12 tags) +
-   ``set_terminated``, on tmpfs (/dev/shm) because MLflow's SQLite store fsyncs each write.
-2. Full load into a fresh ledger (SQLite file and PostgreSQL schema): runs/s, end to end.
-3. A no-change incremental pass: in-process time, and wall time of the CLI (imports included).
-4. PostgreSQL write path: the same transformed rows through the ledger's staging COPY + upsert
-   vs a raw COPY of the same rows into an index-free copy of the ``runs`` table.
+Stores come from ``mlflow_stores.py``: runs written through MLflow's API, then copied inside
+MLflow's own tables (SQLite file on tmpfs; PostgreSQL database created by MLflow's migrations).
+
+1. **Full load vs MLflow's listing**: per store (SQLite -> SQLite ledger, PostgreSQL-backed
+   MLflow -> PostgreSQL ledger), ``--reps`` interleaved rounds of (a) MLflow's own
+   ``search_runs`` listing every run (pages of 10,000, every lifecycle stage, as the client
+   path reads) and (b) a full load by the direct SQL path into a fresh ledger; medians and
+   their ratio. One client-path full load for reference (``--client-load``).
+2. **No-change pass**: in-process and as a ``carbonledger etl`` CLI process (wall, imports
+   included), direct path and client path, medians.
+3. **PostgreSQL write path**: the same transformed rows through the ledger's ``Loader`` (stage +
+   merge, fresh ledger each round) vs a raw COPY of the same rows into index-free copies of
+   ``runs`` (text ``write_row``, as before, and binary) and, second figure, of ``runs`` +
+   ``run_energy``.
+4. **Big store** (``--big-pg-runs``): full load of a PostgreSQL-backed store as a CLI process,
+   its wall time and peak memory (max RSS), then the no-change pass.
 
 Usage:
-    .venv/bin/python bench/etl_bench.py --runs 20000 --workers 2 \
-        --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/etl_bench.py --runs 20000 --reps 3 \
+        --pg postgresql+psycopg://postgres@127.0.0.1:5432/test --big-pg-runs 1000000
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
 import os
 import statistics
 import subprocess
@@ -24,141 +33,19 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("CARBONLEDGER_DISABLE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-T0_MS = 1_717_200_000_000
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mlflow_stores import generate, generate_pg  # noqa: E402
+
+CLI = str(Path(sys.executable).with_name("carbonledger"))
 
 
-def _make_runs(args: tuple[str, str, int, int]) -> int:
-    from mlflow.entities import Metric, RunTag
-    from mlflow.tracking import MlflowClient
-
-    uri, exp_id, start, count = args
-    client = MlflowClient(uri)
-    for i in range(start, start + count):
-        gpu, cpu, ram, pue = 0.5 + (i % 100) / 100, 0.1, 0.02, 1.1
-        energy = gpu + cpu + ram
-        end_ms = T0_MS + i * 1000
-        metrics = {
-            "carbon/gpu_energy_kwh": gpu,
-            "carbon/cpu_energy_kwh": cpu,
-            "carbon/ram_energy_kwh": ram,
-            "carbon/energy_kwh": energy,
-            "carbon/pue": pue,
-            "carbon/facility_energy_kwh": energy * pue,
-            "carbon/intensity_g_per_kwh": 380.0,
-            "carbon/co2e_kg": energy * pue * 0.38,
-            "carbon/duration_s": 3600.0,
-            "carbon/avg_power_w": energy * 1000,
-            "carbon/peak_power_w": energy * 1500,
-            "carbon/heartbeat_ms": float(end_ms),
-        }
-        tags = {
-            "carbon.plugin_version": "0.1.0",
-            "carbon.gpu_model": "NVIDIA H100",
-            "carbon.gpu_count": "1",
-            "carbon.cpu_model": "AMD EPYC",
-            "carbon.cpu_count": "2",
-            "carbon.ram_gb": "24",
-            "carbon.country": "DE",
-            "carbon.grid_zone": "DE",
-            "carbon.intensity_source": "electricity-maps-yearly:2024:DE",
-            "carbon.methods": "cpu=rapl;gpu=nvml-energy-counter;ram=ram-w-per-gb-estimate",
-            "carbon.attribution": "device",
-            "carbon.team": f"team-{i % 50}",
-        }
-        run = client.create_run(exp_id, start_time=end_ms - 3_600_000)
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, v, end_ms, 0) for k, v in metrics.items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
-        )
-        client.set_terminated(run.info.run_id, "FINISHED", end_time=end_ms)
-    return count
-
-
-def clone_runs(store: Path, target: int) -> None:
-    """Copy the API-made runs inside the SQLite store until it holds ``target`` runs.
-
-    Each copy gets a new run id and times shifted past the previous copies (as if the same
-    workload ran again later), with its tags, params and metrics; MLflow reads the copies
-    exactly as it reads runs it wrote itself.
-    """
-    import sqlite3
-
-    con = sqlite3.connect(store)
-    seed = [r[0] for r in con.execute("SELECT run_uuid FROM runs ORDER BY end_time")]
-    con.execute("CREATE TEMP TABLE seed (run_uuid TEXT PRIMARY KEY)")
-    con.executemany("INSERT INTO seed VALUES (?)", [(u,) for u in seed])
-    copy = 0
-    while (have := con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]) < target:
-        copy += 1
-        shift = copy * len(seed) * 1000
-        con.execute("DROP TABLE IF EXISTS m")
-        con.execute(
-            "CREATE TEMP TABLE m AS SELECT run_uuid AS old, lower(hex(randomblob(16))) AS new "
-            "FROM seed LIMIT ?",
-            (target - have,),
-        )
-        con.execute(
-            "INSERT INTO runs SELECT m.new, r.name, r.source_type, r.source_name, "
-            "r.entry_point_name, r.user_id, r.status, r.start_time + :s, r.end_time + :s, "
-            "r.source_version, r.lifecycle_stage, replace(r.artifact_uri, r.run_uuid, m.new), "
-            "r.experiment_id, r.deleted_time FROM runs r JOIN m ON r.run_uuid = m.old",
-            {"s": shift},
-        )
-        con.execute(
-            'INSERT INTO tags SELECT t."key", t.value, m.new FROM tags t '
-            "JOIN m ON t.run_uuid = m.old"
-        )
-        con.execute(
-            'INSERT INTO params SELECT p."key", p.value, m.new FROM params p '
-            "JOIN m ON p.run_uuid = m.old"
-        )
-        for table in ("latest_metrics", "metrics"):
-            con.execute(
-                f'INSERT INTO {table} ("key", value, timestamp, step, is_nan, run_uuid) '
-                'SELECT x."key", CASE WHEN x."key" = \'carbon/heartbeat_ms\' '
-                "THEN x.value + :s ELSE x.value END, x.timestamp + :s, x.step, x.is_nan, m.new "
-                f"FROM {table} x JOIN m ON x.run_uuid = m.old",
-                {"s": shift},
-            )
-        con.commit()
-    con.close()
-
-
-def generate(store: Path, runs: int, workers: int, api_runs: int | None = None) -> str:
-    from mlflow.tracking import MlflowClient
-
-    uri = f"sqlite:///{store}"
-    if store.exists():
-        import sqlite3
-
-        with sqlite3.connect(store) as con:
-            have = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        if have == runs:
-            print(f"reusing {store}")
-            return uri
-        store.unlink()
-    exp_id = MlflowClient(uri).create_experiment("bench")  # creates the schema once
-    assert exp_id == "1"
-    made = min(runs, api_runs or runs)
-    share = [made // workers + (1 if w < made % workers else 0) for w in range(workers)]
-    starts = [sum(share[:w]) for w in range(workers)]
-    t = time.perf_counter()
-    with mp.get_context("spawn").Pool(workers) as pool:
-        pool.map(_make_runs, [(uri, exp_id, s, n) for s, n in zip(starts, share, strict=True)])
-    dt = time.perf_counter() - t
-    print(f"generated {made} runs with {workers} processes in {dt:.1f} s ({made / dt:.0f} runs/s)")
-    if made < runs:
-        t = time.perf_counter()
-        clone_runs(store, runs)
-        print(f"cloned them to {runs} runs in SQL in {time.perf_counter() - t:.1f} s")
-    return uri
-
-
-def fresh_ledger(url: str) -> tuple[object, str]:
+def fresh_ledger(url: str) -> tuple[Any, str]:
+    """A migrated, seeded ledger: a new SQLite file, or a new schema of a PostgreSQL URL."""
     from sqlalchemy.engine import make_url
 
     from carbonledger.ledger import create_ledger_engine, migrate, seed_emission_factors
@@ -175,6 +62,10 @@ def fresh_ledger(url: str) -> tuple[object, str]:
             .update_query_dict({"options": f"-csearch_path={schema}"})
             .render_as_string(hide_password=False)
         )
+    else:
+        path = Path(make_url(url).database or "")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     engine = create_ledger_engine(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
@@ -182,153 +73,272 @@ def fresh_ledger(url: str) -> tuple[object, str]:
     return engine, url
 
 
-def drop_schema(pg: str, url: str) -> None:
+def drop_ledger(pg: str | None, url: str) -> None:
+    """Drop the schema of a ledger made by ``fresh_ledger`` (PostgreSQL)."""
     from carbonledger.ledger import create_ledger_engine
 
-    schema = url.split("search_path%3D")[-1].split("&")[0] if "search_path" in url else None
-    if schema:
+    if pg and "search_path" in url:
+        schema = url.split("search_path%3D")[-1].split("&")[0]
         admin = create_ledger_engine(pg)
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.dispose()
 
 
-def bench_load(uri: str, ledger: str, runs: int) -> dict[str, float]:
-    from carbonledger.etl import run_etl
+def mlflow_listing(uri: str) -> tuple[float, int]:
+    """MLflow's own ``search_runs`` over every run of the store (fresh client)."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
 
+    client = MlflowClient(uri)
+    exps = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    t, n, token = time.perf_counter(), 0, None
+    while True:
+        page = client.search_runs(
+            exps, run_view_type=ViewType.ALL, max_results=10_000, page_token=token
+        )
+        n += len(page)
+        token = page.token
+        if not token:
+            return time.perf_counter() - t, n
+
+
+def full_load(uri: str, ledger: str, pg: str | None, read: str) -> tuple[float, int]:
+    """A first load into a fresh ledger, in this process; seconds and runs loaded."""
+    from carbonledger.etl import run_etl
+    from carbonledger.settings import get_settings
+
+    os.environ["CARBONLEDGER_ETL_READ"] = read
+    get_settings.cache_clear()
     engine, url = fresh_ledger(ledger)
     t = time.perf_counter()
-    [full] = run_etl(engine, mlflow_uris=[uri])  # type: ignore[arg-type]
-    full_s = time.perf_counter() - t
-    assert full.loaded == runs, full
+    [summary] = run_etl(engine, mlflow_uris=[uri])
+    elapsed = time.perf_counter() - t
+    engine.dispose()
+    drop_ledger(pg, url)
+    return elapsed, summary.loaded
+
+
+def cli(args: list[str], read: str = "store") -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of ``carbonledger ARGS`` in a fresh process."""
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "w = time.perf_counter() - t; "
+        "sys.exit(r.stderr[-2000:]) if r.returncode else "
+        "print(w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    env = {**os.environ, "CARBONLEDGER_ETL_READ": read}
+    out = subprocess.run(
+        [sys.executable, "-c", probe, CLI, *args], capture_output=True, text=True, env=env
+    )
+    if out.returncode:
+        raise RuntimeError(f"carbonledger {' '.join(args)} failed: {out.stderr}")
+    wall, rss = out.stdout.split()
+    return float(wall), int(rss)
+
+
+def compare(name: str, uri: str, ledger: str, pg: str | None, args: Any) -> dict[str, Any]:
+    """Section 1 and 2 for one store."""
+    listings, loads = [], []
+    for _ in range(args.reps):
+        listings.append(mlflow_listing(uri)[0])
+        seconds, loaded = full_load(uri, ledger, pg, "store")
+        loads.append(seconds)
+    out: dict[str, Any] = {
+        "runs": loaded,
+        "mlflow_search_runs_s": statistics.median(listings),
+        "direct_full_load_s": statistics.median(loads),
+        "listings_s": listings,
+        "loads_s": loads,
+    }
+    out["ratio"] = out["mlflow_search_runs_s"] / out["direct_full_load_s"]
+    if args.client_load:
+        out["client_full_load_s"] = full_load(uri, ledger, pg, "client")[0]
+    engine, url = fresh_ledger(ledger)
+    from carbonledger.etl import run_etl
+    from carbonledger.settings import get_settings
+
+    os.environ["CARBONLEDGER_ETL_READ"] = "store"
+    get_settings.cache_clear()
+    run_etl(engine, mlflow_uris=[uri])
     passes = []
     for _ in range(5):
         t = time.perf_counter()
-        [inc] = run_etl(engine, mlflow_uris=[uri])  # type: ignore[arg-type]
+        [summary] = run_etl(engine, mlflow_uris=[uri])
         passes.append(time.perf_counter() - t)
-        assert inc.loaded == inc.updated == 0
-    cli = []
-    for _ in range(3):
-        t = time.perf_counter()
-        subprocess.run(
-            [
-                str(Path(sys.executable).with_name("carbonledger")),
-                "etl",
-                "-q",
-                "--mlflow-uri",
-                uri,
-                "--ledger-url",
-                url,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        cli.append(time.perf_counter() - t)
-    return {
-        "full_s": full_s,
-        "runs_per_s": runs / full_s,
-        "nochange_s": statistics.median(passes),
-        "nochange_cli_s": statistics.median(cli),
-        "url": url,  # type: ignore[dict-item]
-    }
+        assert summary.loaded == summary.updated == 0, summary
+    out["nochange_in_process_s"] = statistics.median(passes)
+    argv = ["etl", "-q", "--mlflow-uri", uri, "--ledger-url", url]
+    for read in ("store", "client"):
+        walls = [cli(argv, read)[0] for _ in range(5)]
+        out[f"nochange_cli_{read}_s"] = statistics.median(walls)
+    engine.dispose()
+    drop_ledger(pg, url)
+    print(
+        f"{name}: {loaded} runs; MLflow search_runs listing {out['mlflow_search_runs_s']:.2f} s, "
+        f"direct full load {out['direct_full_load_s']:.2f} s: {out['ratio']:.1f}x faster"
+        + (f"; client-path full load {out['client_full_load_s']:.1f} s" if args.client_load else "")
+        + f"\n  no-change pass: {out['nochange_in_process_s']:.3f} s in-process, CLI wall "
+        f"{out['nochange_cli_store_s']:.2f} s (direct) / {out['nochange_cli_client_s']:.2f} s "
+        "(client)",
+        flush=True,
+    )
+    return out
 
 
-def bench_copy_ratio(uri: str, pg_url: str) -> dict[str, float]:
-    """Ledger write path (staging COPY + upsert) vs a raw COPY of the same rows."""
-    from carbonledger.etl import extract
-    from carbonledger.etl.load import RUN_COLUMNS, Loader
+def write_path(uri: str, pg: str, reps: int) -> dict[str, float]:
+    """Section 3: the ledger's Loader vs raw COPYs of the same rows."""
+    from carbonledger.etl.load import ENERGY_COLUMNS, RUN_COLUMNS, Loader
+    from carbonledger.etl.sources import open_source
     from carbonledger.etl.transform import RunRecord, TransformConfig, transform_run
     from carbonledger.ledger.repositories import get_or_create_source
 
-    client = extract.open_client(uri)
-    exps = extract.experiments(client, uri)
     records: list[RunRecord] = []
-    t = time.perf_counter()
-    for page in extract.changed_run_pages(
-        client, uri, sorted(exps), end_time_ms=None, heartbeat_ms=None
-    ):
-        for run in page:
-            out = transform_run(run, exps.get(run.info.experiment_id), TransformConfig())
-            assert isinstance(out, RunRecord)
-            records.append(out)
-    extract_s = time.perf_counter() - t
-    engine, url = fresh_ledger(pg_url)
-    ledger_times, copy_times = [], []
-    for _ in range(3):
-        with engine.begin() as conn:  # type: ignore[attr-defined]
-            conn.exec_driver_sql("TRUNCATE runs, run_energy")
-            conn.exec_driver_sql("DROP TABLE IF EXISTS raw_runs")
-            conn.exec_driver_sql("CREATE TABLE raw_runs (LIKE runs INCLUDING DEFAULTS)")
-            conn.exec_driver_sql("ALTER TABLE raw_runs ALTER COLUMN id DROP NOT NULL")
-            source_id = get_or_create_source(conn, uri=uri)
+    with open_source(uri, read="store") as source:
+        exps = source.experiments()
+        for page in source.changed_run_pages(sorted(exps), end_time_ms=None, heartbeat_ms=None):
+            for run in page:
+                rec = transform_run(run, exps.get(run.info.experiment_id), TransformConfig())
+                assert isinstance(rec, RunRecord)
+                records.append(rec)
+    engine, url = fresh_ledger(pg)
+    with engine.begin() as conn:
+        source_id = get_or_create_source(conn, uri=uri)
+        for table in ("runs", "run_energy"):  # no index, key or constraint: a raw COPY
+            conn.exec_driver_sql(f"CREATE TABLE raw_{table} (LIKE {table} INCLUDING DEFAULTS)")
+        conn.exec_driver_sql("ALTER TABLE raw_runs ALTER COLUMN id DROP NOT NULL")
+    run_rows = [
+        [{**r.row, "source_id": source_id, "is_stale": False}.get(c) for c in RUN_COLUMNS]
+        for r in records
+    ]
+    energy_cols = ["run_pk", *ENERGY_COLUMNS[1:]]
+    energy_rows = [
+        [i, *(e[c] for c in ENERGY_COLUMNS[1:])] for i, r in enumerate(records) for e in r.energy
+    ]
+
+    def raw_copy(binary: bool, with_energy: bool) -> float:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE raw_runs, raw_run_energy")
         t = time.perf_counter()
-        with engine.begin() as conn:  # type: ignore[attr-defined]
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            jobs = [("raw_runs", RUN_COLUMNS, run_rows)]
+            if with_energy:
+                jobs.append(("raw_run_energy", energy_cols, energy_rows))
+            for table, cols, rows in jobs:
+                fmt = " (FORMAT BINARY)" if binary else ""
+                with raw.cursor() as cur:
+                    oids = dict(
+                        cur.execute(
+                            "SELECT attname, atttypid FROM pg_attribute WHERE "
+                            "attrelid = %s::regclass AND attnum > 0",
+                            (table,),
+                        ).fetchall()
+                    )
+                    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN{fmt}") as copy:
+                        if binary:
+                            copy.set_types([oids[c] for c in cols])
+                        for row in rows:
+                            copy.write_row(row)
+        return time.perf_counter() - t
+
+    times: dict[str, list[float]] = {
+        k: [] for k in ("ledger", "text", "binary", "text_energy", "binary_energy")
+    }
+    for _ in range(reps):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE runs, run_energy")
+        t = time.perf_counter()
+        with engine.begin() as conn:
             loader = Loader(conn, source_id)
             loader.stage(records)
-            loader.merge()
+            counts = loader.merge()
             loader.close()
-        ledger_times.append(time.perf_counter() - t)
-        rows = [
-            [{**r.row, "source_id": source_id, "is_stale": False}.get(c) for c in RUN_COLUMNS]
-            for r in records
-        ]
-        t = time.perf_counter()
-        with engine.begin() as conn:  # type: ignore[attr-defined]
-            raw = conn.connection.driver_connection
-            with (
-                raw.cursor() as cur,
-                cur.copy(f"COPY raw_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        copy_times.append(time.perf_counter() - t)
+        times["ledger"].append(time.perf_counter() - t)
+        assert counts.loaded == len(records)
+        times["text"].append(raw_copy(False, False))
+        times["binary"].append(raw_copy(True, False))
+        times["text_energy"].append(raw_copy(False, True))
+        times["binary_energy"].append(raw_copy(True, True))
+    engine.dispose()
+    drop_ledger(pg, url)
+    med = {k: statistics.median(v) for k, v in times.items()}
     n = len(records)
-    ledger_s, copy_s = statistics.median(ledger_times), statistics.median(copy_times)
-    drop_schema(pg_url, url)
-    return {
-        "extract_transform_s": extract_s,
-        "ledger_rows_per_s": n / ledger_s,
-        "raw_copy_rows_per_s": n / copy_s,
-        "ratio": copy_s / ledger_s,
+    out = {"rows": n, **{f"{k}_s": v for k, v in med.items()}}
+    out |= {f"ratio_vs_{k}": med[k] / med["ledger"] for k in med if k != "ledger"}
+    print(
+        f"postgresql write path, {n} runs ({len(energy_rows)} energy rows): ledger stage + merge "
+        f"{med['ledger']:.2f} s ({n / med['ledger']:.0f} runs/s); raw COPY of the runs rows "
+        f"{med['text']:.2f} s text / {med['binary']:.2f} s binary -> ledger at "
+        f"{out['ratio_vs_text']:.2f}x / {out['ratio_vs_binary']:.2f}x; with the energy rows "
+        f"{med['text_energy']:.2f} / {med['binary_energy']:.2f} s -> "
+        f"{out['ratio_vs_text_energy']:.2f}x / {out['ratio_vs_binary_energy']:.2f}x",
+        flush=True,
+    )
+    return out
+
+
+def big(uri: str, pg: str) -> dict[str, Any]:
+    """Section 4: a full load of a big store as a CLI process, then no-change passes."""
+    engine, url = fresh_ledger(pg)
+    engine.dispose()
+    argv = ["etl", "-q", "--mlflow-uri", uri, "--ledger-url", url]
+    wall, rss = cli(argv)
+    passes = [cli(argv) for _ in range(3)]
+    drop_ledger(pg, url)
+    out = {
+        "full_load_cli_s": wall,
+        "full_load_peak_rss_mib": rss / 1024,
+        "nochange_cli_s": statistics.median(p[0] for p in passes),
+        "nochange_peak_rss_mib": max(p[1] for p in passes) / 1024,
     }
+    print(
+        f"big PostgreSQL store: full load {wall:.1f} s, peak RSS {rss / 1024:.0f} MiB; no-change "
+        f"pass {out['nochange_cli_s']:.2f} s CLI wall, peak RSS {out['nochange_peak_rss_mib']:.0f} "
+        "MiB",
+        flush=True,
+    )
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20_000, help="runs of the compared stores")
+    parser.add_argument("--api-runs", type=int, default=200, help="runs made through the API")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--api-runs",
-        type=int,
-        help="make only this many runs through MLflow's API and clone them in SQL up to --runs",
-    )
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--store", type=Path, default=Path("/dev/shm/carbonledger-bench.db"))
     parser.add_argument("--sqlite-ledger", type=Path, default=Path("/tmp/cl-bench-ledger.db"))
     parser.add_argument("--pg", default=os.environ.get("CARBONLEDGER_TEST_DATABASE_URL"))
+    parser.add_argument("--pg-store", default="cl_mlflow_bench", help="database of the PG store")
+    parser.add_argument("--big-pg-runs", type=int, default=0, help="e.g. 1000000 (0: skip)")
+    parser.add_argument("--big-pg-store", default="cl_mlflow_bench_big")
+    parser.add_argument("--client-load", action="store_true", help="also a client-path load")
+    parser.add_argument("--skip", nargs="*", default=[], help="sqlite, postgresql, write, big")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
 
-    uri = generate(args.store, args.runs, args.workers, args.api_runs)
-    args.sqlite_ledger.unlink(missing_ok=True)
-    targets = [("sqlite", f"sqlite:///{args.sqlite_ledger}")]
+    results: dict[str, Any] = {"argv": sys.argv[1:]}
+    if "sqlite" not in args.skip:
+        uri = generate(args.store, args.runs, args.workers, args.api_runs)
+        ledger = f"sqlite:///{args.sqlite_ledger}"
+        results["sqlite"] = compare("SQLite -> SQLite", uri, ledger, None, args)
     if args.pg:
-        targets.append(("postgresql", args.pg))
-    for name, url in targets:
-        r = bench_load(uri, url, args.runs)
-        print(
-            f"{name}: full load {args.runs} runs in {r['full_s']:.1f} s "
-            f"({r['runs_per_s']:.0f} runs/s); no-change pass {r['nochange_s']:.3f} s in-process, "
-            f"{r['nochange_cli_s']:.2f} s CLI wall (imports included)"
-        )
-        if name == "postgresql":
-            drop_schema(args.pg, str(r["url"]))
-    if args.pg:
-        c = bench_copy_ratio(uri, args.pg)
-        print(
-            f"postgresql write path: ledger staging COPY + upsert {c['ledger_rows_per_s']:.0f} "
-            f"rows/s vs raw COPY {c['raw_copy_rows_per_s']:.0f} rows/s "
-            f"(ledger at {c['ratio']:.2f}x of raw COPY); MLflow read + transform "
-            f"{c['extract_transform_s']:.1f} s"
-        )
+        pg_uri = generate_pg(args.pg, args.pg_store, args.runs, args.workers, args.api_runs)
+        if "postgresql" not in args.skip:
+            results["postgresql"] = compare(
+                "PostgreSQL -> PostgreSQL", pg_uri, args.pg, args.pg, args
+            )
+        if "write" not in args.skip:
+            results["write_path"] = write_path(pg_uri, args.pg, args.reps)
+        if args.big_pg_runs and "big" not in args.skip:
+            big_uri = generate_pg(
+                args.pg, args.big_pg_store, args.big_pg_runs, args.workers, args.api_runs
+            )
+            results["big"] = {"runs": args.big_pg_runs, **big(big_uri, args.pg)}
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

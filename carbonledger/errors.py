@@ -108,5 +108,9 @@ class EtlLockedError(EtlError):
     """Another ETL process holds the ledger's load lock."""
 
 
+class StoreReadError(EtlError):
+    """An MLflow database cannot be read directly: not an MLflow store, or its schema is too old."""
+
+
 class ReportingError(CarbonLedgerError):
     """A report or app query got bad input (period, format, filter)."""

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Incremental ETL re-reads runs ending this long before its cursor (s).",
     )
+    etl_read: Literal["auto", "client", "store"] = Field(
+        "auto",
+        description="How the ETL reads a database tracking URI (sqlite/postgresql/mysql): "
+        "auto (SQL on MLflow's tables when the schema revision is a tested one, else the "
+        "MLflow client), client, or store (SQL only; fail instead of falling back).",
+    )
     stale_after_s: float = Field(
         3600.0, gt=0, description="A RUNNING run whose heartbeat is older than this is stale."
     )

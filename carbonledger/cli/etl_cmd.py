@@ -43,14 +43,7 @@ def etl_cmd(
     ] = False,
 ) -> None:
     """Load runs, energy, teams and lineage from MLflow into the ledger."""
-    if verbose:
-        import logging
-
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger = logging.getLogger("carbonledger")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    _log_to_stderr(verbose)
     from carbonledger.settings import get_settings
 
     uris = list(mlflow_uri or get_settings().mlflow_uris)
@@ -101,3 +94,21 @@ def etl_cmd(
         )
     if any(sum(s.quarantined.values()) for s in summaries):
         typer.echo("quarantined runs are listed in the ledger's quarantine table (docs/ledger.md)")
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """Warnings (e.g. a store read through the client) on stderr; every step with ``-v``."""
+    import logging
+
+    logger = logging.getLogger("carbonledger")
+    for old in [h for h in logger.handlers if getattr(h, "carbonledger_cli", False)]:
+        logger.removeHandler(old)  # one per invocation (tests invoke the app many times)
+    handler = logging.StreamHandler()
+    handler.carbonledger_cli = True  # type: ignore[attr-defined]
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.setLevel(logging.INFO)
+    else:
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)

@@ -62,8 +62,8 @@ def attribute(conn: Connection, source_id: int, staged: str) -> AttributionCount
     Args:
         conn: the load's connection (inside its transaction).
         source_id: the tracking source being loaded.
-        staged: name of the table holding the ``run_id`` and ``parent_run_id`` of the runs
-            this load inserted or changed (the staging table).
+        staged: a table, or a parenthesised subquery, of the ``run_id`` and
+            ``parent_run_id`` of the runs this load inserted or changed.
     """
     sid = int(source_id)
     for name in (_TODO, _PARENTS):
@@ -72,7 +72,7 @@ def attribute(conn: Connection, source_id: int, staged: str) -> AttributionCount
     # Nested runs among the staged ones and every run below a staged one.
     conn.exec_driver_sql(
         f"WITH RECURSIVE below(run_id, depth) AS ("
-        f" SELECT run_id, 0 FROM {staged}"
+        f" SELECT st.run_id, 0 FROM {staged} st"
         f" UNION SELECT r.run_id, b.depth + 1 FROM runs r JOIN below b"
         f" ON r.source_id = {sid} AND r.parent_run_id = b.run_id WHERE b.depth < {MAX_DEPTH})"
         f" INSERT INTO {_TODO} (run_id) SELECT DISTINCT b.run_id FROM below b"
@@ -82,8 +82,8 @@ def attribute(conn: Connection, source_id: int, staged: str) -> AttributionCount
     reattributed = _reattribute(conn, sid)
     # Parents of staged runs, and staged runs that are parents.
     conn.exec_driver_sql(
-        f"INSERT INTO {_PARENTS} (run_id) SELECT parent_run_id FROM {staged}"
-        f" WHERE parent_run_id IS NOT NULL"
+        f"INSERT INTO {_PARENTS} (run_id) SELECT st.parent_run_id FROM {staged} st"
+        f" WHERE st.parent_run_id IS NOT NULL"
         f" UNION SELECT s.run_id FROM {staged} s WHERE EXISTS (SELECT 1 FROM runs c"
         f" WHERE c.source_id = {sid} AND c.parent_run_id = s.run_id)"
     )

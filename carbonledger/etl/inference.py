@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,6 +46,9 @@ from carbonledger.intensity.place import ledger_zone
 from carbonledger.ledger import migrate
 from carbonledger.ledger.models import InferenceWindow, Quarantine
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
+
+if TYPE_CHECKING:
+    from carbonledger.etl.sources import Source
 
 WINDOW_KEYS = (
     c.W_REQUESTS,
@@ -82,7 +85,7 @@ def inference_records(runs: Iterable[Any], records: Iterable[RunRecord]) -> list
 
 def load_run_windows(
     conn: Connection,
-    client: Any,
+    source: Source,
     source_id: int,
     pairs: list[tuple[Any, RunRecord]],
     *,
@@ -103,11 +106,15 @@ def load_run_windows(
         ).all()
     )
     rows: list[dict[str, Any]] = []
-    for run, record in pairs:
-        total = run.data.metrics.get(c.W_WINDOWS_TOTAL)
-        if not full and total is not None and have.get(run.info.run_id, 0) >= int(total):
-            continue
-        history = {key: client.get_metric_history(run.info.run_id, key) for key in WINDOW_KEYS}
+    todo = [
+        (run, record)
+        for run, record in pairs
+        if full
+        or (total := run.data.metrics.get(c.W_WINDOWS_TOTAL)) is None
+        or have.get(run.info.run_id, 0) < int(total)
+    ]
+    histories = source.metric_histories([run.info.run_id for run, _ in todo], WINDOW_KEYS)
+    for (run, record), (_, history) in zip(todo, histories, strict=True):
         for step, window in _windows(history).items():
             out = _window_row(run, record, step, window, source_id)
             if isinstance(out, Rejected):

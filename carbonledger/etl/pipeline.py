@@ -21,10 +21,11 @@ from sqlalchemy.exc import OperationalError
 
 from carbonledger.budgets import check_budgets, load_budget_file
 from carbonledger.errors import EtlError, EtlLockedError
-from carbonledger.etl import extract, registry
+from carbonledger.etl import registry
 from carbonledger.etl.inference import inference_records, load_run_windows
 from carbonledger.etl.load import Loader, mark_stale
 from carbonledger.etl.run_metrics import store_run_metrics
+from carbonledger.etl.sources import Source, open_source
 from carbonledger.etl.state import (
     Cursor,
     acquire_load_lock,
@@ -111,7 +112,10 @@ def run_etl(
                         unmetered_pue=settings.pue or 1.0,
                         unmetered_zone=unmetered_zone,
                     )
-                    source_id, cursor = _load_source(conn, uri, summary, config, full, progress)
+                    with open_source(uri) as source:
+                        source_id, cursor = _load_source(
+                            conn, source, summary, config, full, progress
+                        )
                     summary.stale = mark_stale(
                         conn,
                         source_id,
@@ -151,23 +155,21 @@ def _unmetered_zone(settings: Any) -> str | None:
 
 def _load_source(
     conn: Connection,
-    uri: str,
+    source: Source,
     summary: SourceSummary,
     config: TransformConfig,
     full: bool,
     progress: Progress | None,
 ) -> tuple[int, Cursor]:
+    uri = source.uri
     source_id = get_or_create_source(conn, uri=uri)
     cursor = read_cursor(conn, source_id)
-    client = extract.open_client(uri)
-    experiments = extract.experiments(client, uri)
+    experiments = source.experiments()
     loader = Loader(conn, source_id)
     seen: set[str] = set()
     rejected: list[Rejected] = []
     inference_runs: list[tuple[Any, RunRecord]] = []
-    pages = extract.changed_run_pages(
-        client,
-        uri,
+    pages = source.changed_run_pages(
         sorted(experiments),
         end_time_ms=None if full else cursor.end_time_ms,
         heartbeat_ms=None if full else cursor.heartbeat_ms,
@@ -197,7 +199,7 @@ def _load_source(
         counts.updated,
         counts.unchanged,
     )
-    windows = load_run_windows(conn, client, source_id, inference_runs, full=full)
+    windows = load_run_windows(conn, source, source_id, inference_runs, full=full)
     summary.windows = windows.loaded + windows.updated
     rejected += windows.rejected
     loader.quarantine(rejected)
@@ -205,8 +207,7 @@ def _load_source(
     registry.sync_experiments(conn, source_id, experiments, config.rules)
     summary.models, cursor.models_updated_ms = registry.sync_models(
         conn,
-        client,
-        uri,
+        source,
         source_id,
         updated_since_ms=None if full else cursor.models_updated_ms,
     )

@@ -7,15 +7,17 @@ or, for MLflow 3 LoggedModels, through the LoggedModel's ``source_run_id``. Runs
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from carbonledger.etl import extract
 from carbonledger.etl.teams import TeamRules
 from carbonledger.etl.transform import ExperimentInfo, ms_to_dt
 from carbonledger.ledger.models import Experiment, ModelVersion, RegisteredModel, Run, Team
+
+if TYPE_CHECKING:
+    from carbonledger.etl.sources import Source
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -64,18 +66,18 @@ def sync_experiments(
 
 
 def sync_models(
-    conn: Connection, client: Any, uri: str, source_id: int, *, updated_since_ms: int | None
+    conn: Connection, source: Source, source_id: int, *, updated_since_ms: int | None
 ) -> tuple[int, int | None]:
     """Upsert registered models updated since the cursor and their versions.
 
     Returns:
         ``(models synced, new models cursor in epoch ms)``.
     """
-    models = extract.registered_models(client, uri, updated_since_ms=updated_since_ms)
+    models = source.registered_models(updated_since_ms=updated_since_ms)
     if not models:
         return 0, updated_since_ms
     need_source = [v.model_id for m in models for v in m.versions if v.model_id and not v.run_id]
-    logged = extract.logged_model_source_runs(client, need_source) if need_source else {}
+    logged = source.logged_model_source_runs(need_source) if need_source else {}
     stmt = _insert(conn, RegisteredModel)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source_id", "name"],

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -162,22 +163,29 @@ def to_dt(value: float | None, name: str) -> datetime | None:
         ) from None
 
 
+@lru_cache(maxsize=1)
+def _text_limits() -> tuple[dict[str, int | None], int | None]:
+    """The length limit of each ``runs`` column and of ``run_energy.method`` (None: no limit)."""
+    runs = {c.name: getattr(c.type, "length", None) for c in Run.__table__.columns}
+    return runs, getattr(RunEnergy.__table__.c["method"].type, "length", None)
+
+
+def _check_text(name: str, value: str, length: int | None) -> None:
+    if "\x00" in value:
+        raise _Reject("invalid-field", f"{name} contains a NUL character: remove it")
+    if length is not None and len(value) > length:
+        raise _Reject("invalid-field", f"{name} is {len(value)} characters long: at most {length}")
+
+
 def check_row(row: Mapping[str, Any], energy: list[dict[str, Any]]) -> None:
     """Refuse text the ledger cannot store (NUL, longer than its column; raises ``_Reject``)."""
-    columns = Run.__table__.c
-    items = [(k, v, columns[k]) for k, v in row.items() if k in columns]
-    method = RunEnergy.__table__.c["method"]
-    items += [(f"carbon.methods ({e['component']})", e["method"], method) for e in energy]
-    for name, value, column in items:
-        if not isinstance(value, str):
-            continue
-        if "\x00" in value:
-            raise _Reject("invalid-field", f"{name} contains a NUL character: remove it")
-        length = getattr(column.type, "length", None)
-        if length is not None and len(value) > length:
-            raise _Reject(
-                "invalid-field", f"{name} is {len(value)} characters long: at most {length}"
-            )
+    limits, method_limit = _text_limits()  # looked up once: this runs for every run
+    for name, value in row.items():
+        if isinstance(value, str) and name in limits:
+            _check_text(name, value, limits[name])
+    for e in energy:
+        if isinstance(e["method"], str):
+            _check_text(f"carbon.methods ({e['component']})", e["method"], method_limit)
 
 
 def _float(value: str | None) -> float | None:

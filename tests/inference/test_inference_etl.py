@@ -108,15 +108,19 @@ def test_incremental_loads_add_new_windows_only_and_skip_complete_runs(
     meter.close_window()
     second = run_etl(ledger, mlflow_uris=[mlflow_uri])[0]
 
-    reads: list[str] = []
-    from mlflow.tracking import MlflowClient
+    reads: list[str] = []  # runs whose metric histories a pass reads (either reader)
+    from carbonledger.etl.sources import ClientSource
+    from carbonledger.etl.store_read import StoreReader
 
-    original = MlflowClient.get_metric_history
-    monkeypatch.setattr(
-        MlflowClient,
-        "get_metric_history",
-        lambda self, run_id, key: reads.append(key) or original(self, run_id, key),
-    )
+    for reader in (ClientSource, StoreReader):
+        original = reader.metric_histories
+
+        def spy(self: Any, run_ids: Any, keys: Any, _original: Any = original) -> Any:
+            run_ids = list(run_ids)
+            reads.extend(run_ids)
+            return _original(self, run_ids, keys)
+
+        monkeypatch.setattr(reader, "metric_histories", spy)
     third = run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0]
 
     assert (first.windows, second.windows) == (1, 1)

@@ -58,6 +58,29 @@ def big_store() -> Iterator[tuple[str, float]]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+RESTART_COPIES = 20
+
+
+@pytest.fixture(scope="module")
+def bigger_store(big_store: tuple[str, float]) -> Iterator[tuple[str, float, int]]:
+    """``big_store`` copied inside its own tables to ``RESTART_COPIES`` x ``N_RUNS`` runs.
+
+    The direct read loads 1,000 runs in well under a second: the restart test needs a load
+    that is still running when the server goes down. Copies as bench/mlflow_stores.py makes
+    them (new run ids, later times, same figures).
+    """
+    sys.path.insert(0, str(HERE.parents[1] / "bench"))
+    from mlflow_stores import clone_runs
+
+    uri, total = big_store
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    path = folder / "mlflow.db"
+    shutil.copy(uri.removeprefix("sqlite:///"), path)
+    clone_runs(path, RESTART_COPIES * N_RUNS)
+    yield f"sqlite:///{path}", total * RESTART_COPIES, RESTART_COPIES * N_RUNS
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def snapshot(engine: Engine) -> tuple[object, ...]:
     """Counts, totals and every run's content hash and figures: what a clean load produces."""
     with engine.connect() as conn:
@@ -176,13 +199,31 @@ def test_sigkill_at_20_random_points_of_a_large_load_always_leaves_a_clean_ledge
     assert snapshot(ledger) == clean
 
 
+@pytest.mark.parametrize("read", ["store", "client"])
 @pytest.mark.parametrize("n_etls", [4])  # two at once: tests/etl/test_etl_crash_and_locks.py
 def test_several_etls_at_once_equal_one_clean_load(
-    n_etls: int, ledger: Engine, ledger_url: str, big_store: tuple[str, float], forker: Forker
+    n_etls: int,
+    read: str,
+    ledger: Engine,
+    ledger_url: str,
+    big_store: tuple[str, float],
+    tmp_path: Path,
 ) -> None:
     """Injected: ``n_etls`` ETL processes started at the same instant on an empty ledger
-    (SQLite and PostgreSQL). Checked: all exit 0, exactly one loads the runs and the others find
-    nothing new, and the ledger equals a clean single load (counts, totals, one cursor)."""
+    (SQLite and PostgreSQL; MLflow's tables read directly and through its client). Checked:
+    all exit 0, exactly one loads the runs and the others find nothing new, and the ledger
+    equals a clean single load (counts, totals, one cursor)."""
+    env = {**os.environ, "CARBONLEDGER_DISABLE": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    forker = Forker(tmp_path, {**env, "CARBONLEDGER_ETL_READ": read})
+    try:
+        _several_at_once(n_etls, ledger, ledger_url, big_store, forker)
+    finally:
+        forker.close()
+
+
+def _several_at_once(
+    n_etls: int, ledger: Engine, ledger_url: str, big_store: tuple[str, float], forker: Forker
+) -> None:
     uri, total = big_store
     forker.start("par", n_etls, "--mlflow-uri", uri, "--ledger-url", ledger_url)
     rcs = forker.wait()
@@ -253,15 +294,15 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePost
 
 @pytest.mark.postgres
 def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_clean(
-    private_pg: PrivatePostgres, big_store: tuple[str, float], tmp_path: Path
+    private_pg: PrivatePostgres, bigger_store: tuple[str, float, int], tmp_path: Path
 ) -> None:
     """Injected: a private PostgreSQL (initdb in a temp folder, own port) is restarted with
-    ``pg_ctl -m fast`` (connections terminated) while ``carbonledger etl`` loads 1,000 runs.
+    ``pg_ctl -m fast`` (connections terminated) while ``carbonledger etl`` loads 20,000 runs.
     Checked: the ETL exits non-zero with a one-line ledger error (no traceback), the ledger
     holds nothing of the interrupted load, and the next load equals a clean single load."""
     from carbonledger.ledger import create_ledger_engine, migrate
 
-    uri, total = big_store
+    uri, total, n_runs = bigger_store
     engine = create_ledger_engine(private_pg.url)
     migrate.upgrade(engine)
     engine.dispose()
@@ -274,7 +315,7 @@ def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_cle
     private_pg.start()
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
-        pytest.fail("the load finished before the restart: make N_RUNS larger")
+        pytest.fail("the load finished before the restart: make RESTART_COPIES larger")
     assert "Traceback" not in err, err[-3000:]
     engine = create_engine(private_pg.url)
     try:
@@ -282,6 +323,6 @@ def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_cle
         again = etl(uri, private_pg.url)
         _, err2 = again.communicate(timeout=300)
         assert again.returncode == 0, err2
-        assert state(engine) == (N_RUNS, 3 * N_RUNS, 1, pytest.approx(total))
+        assert state(engine) == (n_runs, 3 * n_runs, 1, pytest.approx(total))
     finally:
         engine.dispose()
