@@ -168,7 +168,8 @@ def open_source(uri: str, *, read: ReadMode | None = None) -> Iterator[Source]:
 
 @contextmanager
 def _open(uri: str, read: ReadMode | None) -> Iterator[Source]:
-    from carbonledger.etl.store_read import StoreReader, is_database_uri, schema_problem
+    from carbonledger.etl.store_read import StoreReader
+    from carbonledger.etl.store_schema import is_database_uri, schema_problem
 
     if read is None:
         from carbonledger.settings import get_settings

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from carbonledger.cli import app
 from carbonledger.errors import EtlError, StoreReadError
-from carbonledger.etl import run_etl, sources, store_read
+from carbonledger.etl import run_etl, sources, store_read, store_schema
 from carbonledger.settings import get_settings
 
 
@@ -38,7 +38,7 @@ def test_a_database_uri_at_the_tested_revision_is_read_directly(
     with sources.open_source(store_uri) as source:
         assert source.kind == "store"
         assert isinstance(source, store_read.StoreReader)
-        assert source.revision in store_read.TESTED_REVISIONS
+        assert source.revision in store_schema.TESTED_REVISIONS
     use(monkeypatch, "client")
     with sources.open_source(store_uri) as source:
         assert source.kind == "client"
@@ -149,8 +149,8 @@ def test_a_store_older_than_mlflow_needs_names_the_upgrade(
     client: Any, mlflow_uri: str, tmp_path: Path, ledger: Engine, ledger_url: str
 ) -> None:
     one_run_store(client)
-    head, parents = store_read.mlflow_revisions()
-    assert head in store_read.TESTED_REVISIONS
+    head, parents = store_schema.mlflow_revisions()
+    assert head in store_schema.TESTED_REVISIONS
     old = tmp_path / "old.db"
     shutil.copy(mlflow_uri.removeprefix("sqlite:///"), old)
     _set_revision(old, str(parents[head]))
@@ -172,7 +172,7 @@ def test_an_untested_revision_falls_back_to_the_client_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     one_run_store(client)
-    monkeypatch.setattr(store_read, "TESTED_REVISIONS", frozenset({"0123456789ab"}))
+    monkeypatch.setattr(store_schema, "TESTED_REVISIONS", frozenset({"0123456789ab"}))
 
     with caplog.at_level(logging.WARNING, logger="carbonledger"):
         [summary] = run_etl(ledger, mlflow_uris=[mlflow_uri])
@@ -192,7 +192,7 @@ def test_the_cli_shows_the_fallback_warning_on_one_line(
     client: Any, mlflow_uri: str, ledger: Engine, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one_run_store(client)
-    monkeypatch.setattr(store_read, "TESTED_REVISIONS", frozenset({"0123456789ab"}))
+    monkeypatch.setattr(store_schema, "TESTED_REVISIONS", frozenset({"0123456789ab"}))
     result = CliRunner().invoke(
         app, ["etl", "--mlflow-uri", mlflow_uri, "--ledger-url", ledger_url, "-q"]
     )
