@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from carbonledger.cli import _whole
+from carbonledger.cli._place_options import Country, Intensity, Provider, Pue, Region, Zone
 from carbonledger.contract import (
     MACHINE,
     METHOD_RATED_POWER,
@@ -44,14 +45,12 @@ def estimate(
     ] = None,
     count: Annotated[int, typer.Option(min=1, help="Number of devices.")] = 1,
     hours: Annotated[float | None, typer.Option(min=0, help="Hours of use.")] = None,
-    provider: Annotated[str | None, typer.Option(help="Cloud provider: aws, gcp, azure.")] = None,
-    region: Annotated[str | None, typer.Option(help="Cloud region, e.g. eu-west-1.")] = None,
-    country: Annotated[str | None, typer.Option(help="Country: ISO alpha-2/alpha-3.")] = None,
-    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone, e.g. DE.")] = None,
-    intensity: Annotated[
-        float | None, typer.Option(min=0, help="Grid intensity (gCO2e/kWh); wins over place.")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(min=1.0, help="PUE of the data centre.")] = None,
+    provider: Provider = None,
+    region: Region = None,
+    country: Country = None,
+    zone: Zone = None,
+    intensity: Intensity = None,
+    pue: Pue = None,
     datacentre: Annotated[
         bool, typer.Option("--datacentre", help="Unknown data centre: PUE 1.56, not 1.0.")
     ] = False,

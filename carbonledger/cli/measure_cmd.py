@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from carbonledger.cli import _whole
+from carbonledger.cli._place_options import Country, Intensity, Provider, Pue, Region, Zone
 from carbonledger.contract import G_PER_KG, TAG_CLOUD_PROVIDER, j_from_kwh
 from carbonledger.errors import CarbonLedgerError
 
@@ -59,14 +60,12 @@ def measure(
         Path | None,
         typer.Option("--output", "-o", help="Write the report to this file instead of stderr."),
     ] = None,
-    provider: Annotated[str | None, typer.Option(help="Cloud provider: aws, gcp, azure.")] = None,
-    region: Annotated[str | None, typer.Option(help="Cloud region, e.g. eu-west-1.")] = None,
-    country: Annotated[str | None, typer.Option(help="Country: ISO alpha-2/alpha-3.")] = None,
-    zone: Annotated[str | None, typer.Option(help="Electricity Maps zone, e.g. DE.")] = None,
-    intensity: Annotated[
-        float | None, typer.Option(min=0, help="Grid intensity (gCO2e/kWh); wins over place.")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(min=1.0, help="PUE of the data centre.")] = None,
+    provider: Provider = None,
+    region: Region = None,
+    country: Country = None,
+    zone: Zone = None,
+    intensity: Intensity = None,
+    pue: Pue = None,
 ) -> None:
     """Run a command under a ``Meter`` and report its footprint."""
     from carbonledger.footprint import footprint
