@@ -39,12 +39,15 @@ def downsample(
     points = sorted(points)
     if len(points) <= max_points:
         return points
-    keep = {0, len(points) - 1}
-    keep.add(min(range(len(points)), key=lambda i: points[i][2]))
-    keep.add(max(range(len(points)), key=lambda i: points[i][2]))
-    room = max_points - len(keep)
-    stride = (len(points) - 1) / max(room, 1)
-    keep.update(round(i * stride) for i in range(room))
+    n = len(points)
+    keep = {0, n - 1}
+    keep.add(min(range(n), key=lambda i: points[i][2]))
+    keep.add(max(range(n), key=lambda i: points[i][2]))
+    evenly = [round(j * (n - 1) / (max_points - 1)) for j in range(max_points)]
+    for i in (*evenly, *range(n)):  # evenly spaced first; any gap left by duplicates after
+        if len(keep) >= max_points:
+            break
+        keep.add(i)
     return [points[i] for i in sorted(keep)][:max_points]
 
 
