@@ -62,11 +62,23 @@ def options() -> dict[str, list[str]]:
     return q(queries.filter_options, period=False)
 
 
+# Filters travel in the URL (``?from=2024-06&to=2024-09&team=nlp``): a link opens the same view.
+URL_KEYS = {"cl_first": "from", "cl_last": "to", "cl_team": "team", "cl_model": "model"}
+
+
 def _pick(label: str, choices: list[str], state_key: str, default: str) -> str:
+    from_url = st.query_params.get(URL_KEYS[state_key])
+    if from_url in choices and f"{state_key}_url_read" not in st.session_state:
+        st.session_state[state_key] = from_url
+    st.session_state[f"{state_key}_url_read"] = True
     current = st.session_state.get(state_key, default)
     index = choices.index(current) if current in choices else choices.index(default)
     value = st.sidebar.selectbox(label, choices, index=index)
     st.session_state[state_key] = value
+    if value == default:
+        st.query_params.pop(URL_KEYS[state_key], None)
+    else:
+        st.query_params[URL_KEYS[state_key]] = value
     return value
 
 
@@ -94,12 +106,70 @@ def filters(*, team: bool = True, model: bool = False) -> tuple[str | None, str 
     return chosen_team, chosen_model
 
 
+# Column names as people read them: a known name, else words with the unit from the suffix.
+NAMES = {
+    "co2e_location_kg": "CO2e location-based (kg CO2e)",
+    "co2e_market_kg": "CO2e market-based (kg CO2e)",
+    "run_name": "Run",
+    "run_id": "Run ID",
+    "model_name": "Model",
+    "model_version": "Version",
+    "experiment": "Experiment",
+    "saving_co2e_kg_per_year": "Saving (kg CO2e/yr)",
+    "saving_energy_kwh_per_year": "Saving (kWh/yr)",
+    "metric_value": "Metric value",
+    "on_front": "On the Pareto front",
+    "any_component_estimated": "Any component estimated",
+    "market_is_location_fallback": "Market = location fallback",
+    "co2e_g_per_1000_requests": "CO2e (g per 1,000 requests)",
+    "co2e_location_kg_per_1000_requests": "CO2e location-based (kg per 1,000 requests)",
+    "wh_per_request": "Energy (Wh per request)",
+    "co2e_location_g_per_request": "CO2e location-based (g per request)",
+    "used_pct": "Used (%)",
+}
+UNITS = (
+    ("_g_per_kwh", "g CO2e/kWh"),
+    ("_kg_per_year", "kg CO2e/yr"),
+    ("_kwh_per_year", "kWh/yr"),
+    ("_g_per_request", "g CO2e per request"),
+    ("_wh_per_request", "Wh per request"),
+    ("_kwh", "kWh"),
+    ("_kg", "kg CO2e"),
+    ("_pct", "%"),
+    ("_ms", "ms"),
+    ("_gb", "GB"),
+    ("_w", "W"),
+    ("_s", "s"),
+)
+WORDS = {"co2e": "CO2e", "pue": "PUE", "gpu": "GPU", "cpu": "CPU", "ram": "RAM", "id": "ID"}
+
+
+def human(column: str) -> str:
+    """A column name for people: ``facility_energy_kwh`` -> ``Facility energy (kWh)``."""
+    if column in NAMES:
+        return NAMES[column]
+    base, unit = column, ""
+    for suffix, label in UNITS:
+        if column.endswith(suffix):
+            base, unit = column[: -len(suffix)], f" ({label})"
+            break
+    words = [WORDS.get(w, w) for w in base.split("_") if w]
+    text = " ".join(words) or column
+    return text[:1].upper() + text[1:] + unit
+
+
+def labels(df: pd.DataFrame) -> dict[str, str]:
+    """Plotly ``labels=`` for every column of ``df`` (axis and legend titles)."""
+    return {str(c): human(str(c)) for c in df.columns}
+
+
 def table(df: pd.DataFrame, name: str) -> None:
-    """Show a table with a CSV download button."""
-    st.dataframe(df, hide_index=True, width="stretch")
+    """Show a table, columns named for people, with a CSV download button."""
+    shown = df.rename(columns=labels(df))
+    st.dataframe(shown, hide_index=True, width="stretch")
     st.download_button(
-        f"Download {name} (CSV)",
-        df.to_csv(index=False).encode(),
+        f"Download {name.replace('_', ' ')} (CSV)",
+        shown.to_csv(index=False).encode(),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=f"dl_{name}",
@@ -107,13 +177,17 @@ def table(df: pd.DataFrame, name: str) -> None:
 
 
 def kg(value: float) -> str:
-    """A mass in kg CO2e, to the gram."""
-    return f"{value:,.3f} kg"
+    """A mass for reading: kg CO2e to two decimals, t CO2e from 1,000 kg."""
+    if abs(value) >= 1000:
+        return f"{value / 1000:,.2f} t CO2e"
+    return f"{value:,.2f} kg CO2e"
 
 
 def kwh(value: float | None) -> str:
-    """An energy in kWh, short enough for a metric tile (4 decimals below 1 kWh)."""
+    """An energy short enough for a metric tile: MWh from 1,000 kWh, 4 decimals below 1."""
     v = value or 0.0
+    if abs(v) >= 1000:
+        return f"{v / 1000:,.2f} MWh"
     return f"{v:,.1f} kWh" if abs(v) >= 100 else f"{v:,.2f} kWh" if abs(v) >= 1 else f"{v:.4f} kWh"
 
 

@@ -10,6 +10,7 @@ st.set_page_config(page_title="carbonledger", page_icon=":seedling:", layout="wi
 
 PAGES = [
     st.Page("app_pages/overview.py", title="Overview", default=True),
+    st.Page("app_pages/cut.py", title="Cut"),
     st.Page("app_pages/teams.py", title="Teams"),
     st.Page("app_pages/models.py", title="Models"),
     st.Page("app_pages/runs.py", title="Runs"),

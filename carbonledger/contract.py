@@ -376,6 +376,39 @@ METHOD_RATED_POWER: Final = "rated-power-estimate"
 METHOD_REQUESTS_BENCH: Final = "requests-x-bench-wh"
 """Imported inference estimated as requests x a benchmarked Wh per request."""
 
+# --- advice (carbonledger advise, the app's Cut page, the report) -----------------------
+ADVICE_IDLE_SERVING: Final = "idle-serving"
+"""Serving capacity kept up through hours with no or few requests."""
+ADVICE_FAILED_TRAINING: Final = "failed-training"
+"""Failed and killed training runs."""
+ADVICE_PAST_BEST: Final = "training-past-best"
+"""Runs that kept training after their objective metric stopped improving."""
+ADVICE_SWEEP: Final = "sweep"
+"""Hyper-parameter sweeps that kept searching after their best child."""
+ADVICE_TIMING: Final = "timing"
+"""Deferrable runs started at dirty hours."""
+ADVICE_PLACE: Final = "place"
+"""Training in a dirtier region than the provider's cleanest."""
+ADVICE_MODEL_EFFICIENCY: Final = "model-efficiency"
+"""Traffic on a model version dearer per request than a nearly as accurate one."""
+ADVICE_KINDS: Final = (
+    ADVICE_IDLE_SERVING,
+    ADVICE_FAILED_TRAINING,
+    ADVICE_PAST_BEST,
+    ADVICE_SWEEP,
+    ADVICE_TIMING,
+    ADVICE_PLACE,
+    ADVICE_MODEL_EFFICIENCY,
+)
+CONFIDENCE_MEASURED: Final = "measured"
+"""A saving that is arithmetic on ledger rows."""
+CONFIDENCE_ESTIMATE: Final = "estimate"
+"""A saving that assumes a behaviour (traffic kept, energy unchanged elsewhere)."""
+DAYS_PER_YEAR: Final = 365.0
+"""Days in the year savings are annualised to."""
+TIMING_FLEX_H: Final = 12
+"""Hours a deferrable run may move (the cleanest start within this many hours)."""
+
 # --- budgets -----------------------------------------------------------------------------
 DEFAULT_THRESHOLDS_PCT: Final = (50.0, 75.0, 90.0, 100.0)
 """Alert thresholds of a budget that does not name its own (percent of the limit)."""

@@ -154,11 +154,40 @@ class Settings(BaseSettings):
         None, gt=0, description="Configured hardware power used to estimate unmetered runs (W)."
     )
     webhook_url: SecretStr | None = Field(None, description="Budget alert webhook (POST JSON).")
+    history_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "val_loss", "val*loss", "valid*loss", "eval*loss", "test*loss",
+            "val*acc*", "eval*acc*", "accuracy",
+        ],
+        description="Objective metrics (fnmatch patterns) whose histories the ETL keeps.",
+    )  # fmt: skip
+    history_max_points: int = Field(
+        500, ge=10, description="Points kept per metric history (longer ones are downsampled)."
+    )
+    advise_idle_share: float = Field(
+        0.5, ge=0, le=1, description="Idle energy share above which a served version is idle."
+    )
+    advise_quiet_hour_share: float = Field(
+        0.01, ge=0, le=1, description="Share of requests below which an hour of day is quiet."
+    )
+    advise_patience_steps: int = Field(
+        2, ge=1, description="Steps after the best objective before a run counts as past best."
+    )
+    advise_sweep_min_children: int = Field(
+        6, ge=2, description="Children a parent run needs to be treated as a sweep."
+    )
+    advise_metric_margin: float = Field(
+        0.01, ge=0, description="Relative margin within which a cheaper version is as good."
+    )
+    mlflow_ui_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="MLflow UI base URL per tracking source URI (JSON; default: the URI).",
+    )
     demo_no_app: bool = Field(
         False, description="`carbonledger demo` stops before starting the app (tests, CI)."
     )
 
-    @field_validator("mlflow_uris", mode="before")
+    @field_validator("mlflow_uris", "history_keys", mode="before")
     @classmethod
     def _split_uris(cls, value: object) -> object:
         if isinstance(value, str):

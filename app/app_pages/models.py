@@ -1,7 +1,7 @@
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-from cl_ui import filters, kg, options, q, table
+from cl_ui import filters, kg, labels, options, q, table
 
 from carbonledger.reporting import lifecycle
 
@@ -29,7 +29,7 @@ if len(monthly):
     fig.add_bar(x=monthly.month, y=monthly.training_co2e_location_kg, name="training")
     fig.add_bar(x=monthly.month, y=monthly.inference_co2e_location_kg, name="inference")
     fig.add_scatter(x=monthly.month, y=monthly.cumulative_co2e_location_kg, name="cumulative")
-    fig.update_layout(barmode="stack", yaxis_title="kg CO2e (location-based)")
+    fig.update_layout(barmode="stack", xaxis_title="Month", yaxis_title="kg CO2e (location-based)")
     st.plotly_chart(fig, key="lifecycle")
 table(monthly, "model_lifecycle")
 
@@ -47,6 +47,7 @@ for row in budgets.itertuples():
             y=row.limit_co2e_kg - monthly.cumulative_co2e_location_kg,
             name="remaining",
         )
+        fig.update_layout(xaxis_title="Month", yaxis_title="Remaining budget (kg CO2e)")
         for pct_ in thresholds:
             fig.add_hline(
                 y=row.limit_co2e_kg * (1 - pct_ / 100.0),
@@ -59,8 +60,15 @@ for row in budgets.itertuples():
 st.subheader("CO2e per 1,000 requests")
 per = q(lifecycle.per_1000_requests, model_name=model)
 if len(per):
-    st.plotly_chart(
-        px.line(per, x="day", y="co2e_g_per_1000_requests", color="model_version"), key="per1000"
+    st.plotly_chart(  # fmt: skip
+        px.line(
+            per,
+            x="day",
+            y="co2e_g_per_1000_requests",
+            color="model_version",
+            labels=labels(per),
+        ),
+        key="per1000",
     )
 table(per, "per_1000_requests")
 st.subheader("Versions")

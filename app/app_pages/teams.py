@@ -1,6 +1,6 @@
 import plotly.express as px
 import streamlit as st
-from cl_ui import filters, kg, options, q, table
+from cl_ui import filters, kg, labels, options, q, table
 
 from carbonledger.reporting import lifecycle, queries, runs
 
@@ -25,7 +25,10 @@ table(
 st.subheader("Trend")
 trend = q(queries.monthly_trend, team=team)
 if len(trend):
-    st.plotly_chart(px.bar(trend, x="month", y="co2e_location_kg", color="activity"), key="t")
+    st.plotly_chart(
+        px.bar(trend, x="month", y="co2e_location_kg", color="activity", labels=labels(trend)),
+        key="t",
+    )
 table(trend, "team_trend")
 st.subheader("Latest runs")
 table(q(runs.runs_table, team=team, limit=100), "team_runs")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from carbonledger.budgets import check_budgets, load_budget_file
 from carbonledger.errors import EtlError, EtlLockedError
 from carbonledger.etl import registry
+from carbonledger.etl.history import store_metric_histories
 from carbonledger.etl.inference import inference_records, load_run_windows
 from carbonledger.etl.load import Loader, mark_stale
 from carbonledger.etl.run_metrics import store_run_metrics
@@ -188,6 +189,7 @@ def _load_source(
         loader.stage(records)
         inference_runs += inference_records(fresh, records)
         store_run_metrics(conn, source_id, fresh)
+        store_metric_histories(conn, source, source_id, fresh, records)
         cursor.advance(page)
         if progress is not None:
             progress(uri, len(seen))

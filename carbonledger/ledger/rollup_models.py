@@ -133,3 +133,23 @@ class RollupState(Base):
     versions_max_id: Mapped[int | None] = mapped_column(Integer)
     windows_max_id: Mapped[int | None] = mapped_column(BigInteger)
     refreshed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RunMetricHistory(Base):
+    """Logged points of a run's objective metrics and cumulative energy (downsampled).
+
+    Filled by the ETL for the keys matching ``CARBONLEDGER_HISTORY_KEYS`` and the plugin's
+    cumulative energy metric; at most ``CARBONLEDGER_HISTORY_MAX_POINTS`` points per key
+    (a longer history keeps evenly spaced points, its first, its last and its best).
+    """
+
+    __tablename__ = "run_metric_history"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("tracking_sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Double)

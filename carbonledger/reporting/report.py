@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from carbonledger import __version__
 from carbonledger.errors import ReportingError
-from carbonledger.reporting import lifecycle, methodology, queries
+from carbonledger.reporting import advice, lifecycle, methodology, queries
 from carbonledger.reporting.periods import Period
 
 FORMATS = ("md", "csv", "html")
@@ -58,6 +58,7 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
         "By model": queries.by_model(engine, period=period),
         "Scope 2 by zone (location- and market-based)": queries.scope2(engine, period=period),
         "Top emitting runs": queries.top_runs(engine, period=period, limit=top),
+        "Where to cut": advice.where_to_cut(engine, period=period, top=top),
         "Budgets": lifecycle.budgets(engine).drop(columns=["thresholds_pct"], errors="ignore"),
         "Emission factors in use": methodology.factors_in_use(engine, period=period),
         "Formulas": pd.DataFrame(methodology.FORMULAS, columns=["quantity", "formula"]),

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from sqlalchemy import Engine
 
+from carbonledger import contract
 from carbonledger.ledger.engine import redact_uri
 from carbonledger.reporting.db import frame
 from carbonledger.reporting.periods import Period
+from carbonledger.settings import get_settings
 
 RUN_COLUMNS = (
     "run_id, run_name, experiment_id, team, model_name, kind, status, start_time, "
@@ -23,6 +26,11 @@ _FILTERS = (
     "AND (CAST(:model AS VARCHAR(500)) IS NULL OR model_name = :model) "
     "AND (CAST(:status AS VARCHAR(16)) IS NULL OR status = :status) "
     "AND (CAST(:search AS VARCHAR(500)) IS NULL OR run_name LIKE :search OR run_id = :raw)"
+)
+
+
+_EXPERIMENT_JOIN = (
+    "LEFT JOIN experiments x ON x.source_id = e.source_id AND x.experiment_id = e.experiment_id"
 )
 
 
@@ -59,10 +67,12 @@ def runs_table(
         raw=search,
         limit=int(limit),
     )
+    columns = ", ".join(f"e.{c.strip()}" for c in RUN_COLUMNS.split(","))
     return frame(
         engine,
-        f"SELECT {RUN_COLUMNS} FROM v_run_emissions WHERE run_pk IN :ids "
-        "ORDER BY start_time DESC, run_id",
+        f"SELECT {columns}, COALESCE(x.name, e.experiment_id) AS experiment "
+        f"FROM v_run_emissions e {_EXPERIMENT_JOIN} WHERE e.run_pk IN :ids "
+        "ORDER BY e.start_time DESC, e.run_id",
         ids=[int(i) for i in ids.id] or [-1],
     )
 
@@ -92,6 +102,7 @@ def run_detail(engine: Engine, *, run_id: str) -> dict[str, Any] | None:
     uri = str(row.pop("source_uri"))
     row["source"] = redact_uri(uri)
     row["mlflow_url"] = mlflow_run_url(uri, str(row["experiment_id"]), run_id)
+    row["energy_history"] = energy_history(engine, source_id=int(row["source_id"]), run_id=run_id)
     row["energy"] = frame(
         engine,
         "SELECT component, energy_kwh, inclusive_energy_kwh, method, is_estimate "
@@ -111,14 +122,52 @@ def run_detail(engine: Engine, *, run_id: str) -> dict[str, Any] | None:
     return row
 
 
-def mlflow_run_url(source_uri: str, experiment_id: str, run_id: str) -> str | None:
-    """Link to the run in the MLflow UI (``None`` for a non-HTTP store such as SQLite)."""
+def energy_history(engine: Engine, *, source_id: int, run_id: str) -> pd.DataFrame:
+    """The run's cumulative IT energy over time (``run_metric_history``), oldest first."""
+    df = frame(
+        engine,
+        "SELECT timestamp_ms, value AS energy_kwh FROM run_metric_history "
+        "WHERE source_id = :source AND run_id = :run AND key = :key ORDER BY step",
+        source=source_id,
+        run=run_id,
+        key=contract.M_ENERGY_KWH,
+    )
+    df["time"] = pd.to_datetime(df.timestamp_ms, unit="ms", utc=True)
+    return df[["time", "energy_kwh"]]
+
+
+def mlflow_base_url(source_uri: str) -> str | None:
+    """The MLflow UI base URL of a tracking source (``None`` for a store without a UI).
+
+    ``CARBONLEDGER_MLFLOW_UI_URLS`` (JSON, source URI -> UI URL) first, else the source URI
+    itself when it is http(s), credentials removed.
+    """
+    configured = get_settings().mlflow_ui_urls.get(source_uri)
+    if configured:
+        return configured.rstrip("/")
     if not source_uri.startswith(("http://", "https://")):
         return None
     base = redact_uri(source_uri).rstrip("/")
     if ":***@" in base:  # never put credentials in a link
         scheme, rest = base.split("://", 1)
         base = f"{scheme}://{rest.split('@', 1)[1]}"
+    return base
+
+
+def mlflow_model_url(source_uri: str, model_name: str, version: int | None = None) -> str | None:
+    """Link to a registered model (or one version) in the MLflow UI, if it has one."""
+    base = mlflow_base_url(source_uri)
+    if base is None:
+        return None
+    path = f"/#/models/{quote(model_name, safe='')}"
+    return base + path + (f"/versions/{version}" if version is not None else "")
+
+
+def mlflow_run_url(source_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """Link to the run in the MLflow UI (``None`` for a non-HTTP store such as SQLite)."""
+    base = mlflow_base_url(source_uri)
+    if base is None:
+        return None
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
@@ -148,9 +197,10 @@ def efficiency(
     """Each run's ``metric`` against its CO2e, with ``on_front`` marking the Pareto front."""
     df = frame(
         engine,
-        "SELECT e.run_id, e.run_name, e.experiment_id, e.model_name, e.team, "
-        "e.co2e_location_kg, m.value AS metric_value FROM run_metrics m "
+        "SELECT e.run_id, e.run_name, COALESCE(x.name, e.experiment_id) AS experiment, "
+        "e.model_name, e.team, e.co2e_location_kg, m.value AS metric_value FROM run_metrics m "
         "JOIN v_run_emissions e ON e.source_id = m.source_id AND e.run_id = m.run_id "
+        f"{_EXPERIMENT_JOIN} "
         "WHERE m.key = :metric AND m.value IS NOT NULL AND e.co2e_location_kg IS NOT NULL "
         "AND e.start_time >= :start AND e.start_time < :end "
         "AND (CAST(:team AS VARCHAR(200)) IS NULL OR e.team = :team) "

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {
     "overview": "",
+    "cut": "cut",
     "teams": "teams",
     "models": "models",
     "runs": "runs",
@@ -90,6 +91,22 @@ def test_every_page_renders_without_exception(
                 assert page.locator("[data-testid='stException']").count() == 0, (name, body)
                 assert "Traceback" not in body and "Error:" not in body, (name, body[:2000])
                 assert page.locator("h1").first.inner_text().strip(), name
+                # At 1400 px nothing overflows the page: no table wider than the viewport,
+                # no page-wide horizontal scroll, no headline tile truncated ("3,165.64...").
+                overflow = page.evaluate(
+                    "() => [...document.querySelectorAll('[data-testid=\"stDataFrame\"]')]"
+                    ".map(t => t.getBoundingClientRect().right)"
+                    ".filter(r => r > window.innerWidth)"
+                )
+                assert not overflow, (name, overflow)
+                assert page.evaluate(
+                    "() => document.documentElement.scrollWidth <= window.innerWidth"
+                ), name
+                cut = page.evaluate(
+                    "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"] div')]"
+                    ".filter(v => v.scrollWidth > v.clientWidth + 1).map(v => v.innerText)"
+                )
+                assert not cut, (name, cut)
                 page.screenshot(path=str(out / f"app-{name}.png"), full_page=False)
             browser.close()
     finally:

@@ -115,3 +115,19 @@ def test_pareto_front() -> None:
 def test_render_rejects_unknown_format(seeded: Engine) -> None:
     with pytest.raises(ReportingError, match="md, csv, html"):
         render(build_report(seeded, period=parse_period("2024")), "pdf")
+
+
+def test_report_where_to_cut_is_the_advice(seeded: Engine) -> None:
+    from carbonledger.advise import advise
+
+    period = parse_period("2024")
+    report = build_report(seeded, period=period, top=5)
+    cut = report.sections["Where to cut"]
+    want = advise(seeded, since=period.start)[:5]
+    assert list(cut["Kind"]) == [r.kind for r in want]
+    assert list(cut["Saving (kg CO2e/yr)"]) == pytest.approx(
+        [r.saving_co2e_kg_per_year for r in want]
+    )
+    failed = [r for r in want if r.kind == "failed-training"]
+    assert failed and failed[0].saving_co2e_kg_per_year > 0  # run0000, run0011, ... failed
+    assert "## Where to cut" in render(report, "md")
