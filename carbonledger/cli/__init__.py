@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app_cmd",
     "inference_cmd",
     "budgets_cmd",
+    "when_cmd",
 )
 
 for _name in COMMAND_MODULES:
