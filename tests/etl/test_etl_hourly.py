@@ -189,3 +189,40 @@ def test_a_2026_run_gets_the_profile_estimate_scaled_to_the_yearly_factor(
     assert got["intensity_method"] == "hourly-profile-estimate"
     assert got["co2e_location_kg"] == pytest.approx(expected, abs=1e-9)
     assert got["co2e_location_yearly_kg"] == pytest.approx(4.0 * factor / 1000.0)
+
+
+def test_shift_savings_finds_the_cleanest_start_within_the_window(
+    hourly_ledger: Engine, client: Any, mlflow_uri: str
+) -> None:
+    from datetime import timedelta
+
+    from carbonledger.reporting.timing import savings_by_team, shift_savings
+
+    exp = client.create_experiment("shift")
+    run = hourly_run(client, exp, start="2023-06-15T10:00", end="2023-06-15T14:00", energy_kwh=4.0)
+    fr = hourly_run(
+        client, exp, start="2024-06-15T10:00", end="2024-06-15T12:00", energy_kwh=2.0, zone="FR"
+    )
+    run_etl(hourly_ledger, mlflow_uris=[mlflow_uri])
+
+    de = lca("DE-LU", 2023)
+    start = datetime(2023, 6, 15, 10, tzinfo=UTC)
+    by_shift = {
+        k: sum(de[start + timedelta(hours=k + i)] for i in range(4)) / 1000.0 for k in range(-5, 6)
+    }
+    k_best = min(by_shift, key=by_shift.__getitem__)
+    got = shift_savings(hourly_ledger, flex_h=5).set_index("run_id")
+    assert list(got.reset_index().columns) == [
+        "run_id", "team", "model_name", "zone", "start_utc", "energy_kwh", "co2e_actual_kg",
+        "co2e_best_kg", "best_start_utc", "saving_kg", "intensity_method",
+    ]  # fmt: skip
+    row = got.loc[run]
+    assert row["co2e_actual_kg"] == pytest.approx(by_shift[0], abs=1e-9)
+    assert row["co2e_best_kg"] == pytest.approx(by_shift[k_best], abs=1e-9)
+    assert row["saving_kg"] == pytest.approx(by_shift[0] - by_shift[k_best], abs=1e-9)
+    assert row["best_start_utc"] == start + timedelta(hours=k_best)
+    assert row["intensity_method"] == "hourly"
+    assert got.loc[fr, "saving_kg"] == 0.0  # yearly factor only: timing changes nothing
+    assert shift_savings(hourly_ledger, flex_h=0)["saving_kg"].max() == 0.0
+    teams = savings_by_team(got.reset_index())
+    assert teams["saving_kg"].sum() == pytest.approx(got["saving_kg"].sum())
