@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from carbonledger import __version__
 from carbonledger.errors import ReportingError
-from carbonledger.reporting import lifecycle, methodology, queries
+from carbonledger.reporting import lifecycle, methodology, queries, timing_report
 from carbonledger.reporting.periods import Period
 
 FORMATS = ("md", "csv", "html")
@@ -59,6 +59,7 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
         "Scope 2 by zone (location- and market-based)": queries.scope2(engine, period=period),
         "Top emitting runs": queries.top_runs(engine, period=period, limit=top),
         "Budgets": lifecycle.budgets(engine).drop(columns=["thresholds_pct"], errors="ignore"),
+        timing_report.section_title(): timing_report.timing_section(engine, period=period),
         "Emission factors in use": methodology.factors_in_use(engine, period=period),
         "Formulas": pd.DataFrame(methodology.FORMULAS, columns=["quantity", "formula"]),
         "Defaults": pd.DataFrame(methodology.DEFAULTS, columns=["when", "default"]),

@@ -179,6 +179,16 @@ def shift_savings(
     return out.sort_values("saving_kg", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def period_savings(
+    engine: Engine, *, period: Any, flex_h: int, team: str | None = None
+) -> pd.DataFrame:
+    """``shift_savings`` of the runs that started in ``period`` (a ``Period``)."""
+    savings = shift_savings(engine, flex_h=flex_h, team=team, since=period.start)
+    if savings.empty:
+        return savings
+    return savings[savings["start_utc"] < pd.Timestamp(period.end)].reset_index(drop=True)
+
+
 def savings_by_team(savings: pd.DataFrame) -> pd.DataFrame:
     """``shift_savings`` summed per team, with the saving as a share of the actual."""
     if savings.empty:
@@ -210,6 +220,28 @@ def intensity_heatmap(conn: Connection | Engine, *, zone: str) -> pd.DataFrame:
     _, month, hod, _ = calendar(arr[:, 0].astype(np.int64))
     df = pd.DataFrame({"month": month, "hour": hod, "value": arr[:, 1]})
     return df.pivot_table(index="month", columns="hour", values="value", aggfunc="mean")
+
+
+def yearly_by_team(
+    conn: Connection | Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """Per team: the yearly-only CO2e and the share of energy priced by hourly factors."""
+    where, params = _filters("e", None, since)
+    if until is not None:
+        where += " AND e.start_time < :until"
+        params["until"] = until
+    rows = _rows(
+        conn,
+        "SELECT e.team, SUM(e.co2e_location_yearly_kg), "
+        "SUM(CASE WHEN e.intensity_method = 'hourly' THEN e.facility_energy_kwh ELSE 0 END), "
+        f"SUM(e.facility_energy_kwh) FROM v_run_emissions e WHERE e.kind <> 'inference' {where} "
+        "GROUP BY e.team",
+        params,
+    )
+    df = pd.DataFrame(rows, columns=["team", "co2e_location_yearly_kg", "hourly_kwh", "kwh"])
+    total = df["kwh"].where(df["kwh"] > 0)
+    df["hourly_share_pct"] = (100.0 * df["hourly_kwh"] / total).fillna(0.0)
+    return df[["team", "co2e_location_yearly_kg", "hourly_share_pct"]]
 
 
 def hourly_zones(conn: Connection | Engine) -> list[str]:

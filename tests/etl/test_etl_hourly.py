@@ -226,3 +226,17 @@ def test_shift_savings_finds_the_cleanest_start_within_the_window(
     assert shift_savings(hourly_ledger, flex_h=0)["saving_kg"].max() == 0.0
     teams = savings_by_team(got.reset_index())
     assert teams["saving_kg"].sum() == pytest.approx(got["saving_kg"].sum())
+    from carbonledger.reporting.periods import parse_period
+    from carbonledger.reporting.report import build_report, render
+    from carbonledger.reporting.timing_report import section_title
+
+    report = build_report(hourly_ledger, period=parse_period("2023-06"))
+    section = report.sections[section_title()]
+    day = [sum(de[start + timedelta(hours=k + i)] for i in range(4)) for k in range(-24, 25)]
+    assert section["Saving (kg CO2e)"].sum() == pytest.approx(
+        by_shift[0] - min(day) / 1000.0, abs=1e-9
+    )  # only the June 2023 run, shifted within ±24 h
+    assert section["CO2e with yearly factors only (kg)"].sum() == pytest.approx(
+        4.0 * yearly("DE", 2023) / 1000.0
+    )
+    assert section_title() in render(report, "md")
