@@ -15,12 +15,17 @@ Tables written (sources and licences in ``carbonledger/intensity/data/ATTRIBUTIO
   the few territories it lacks), with the UNFCCC 2021 operating-margin factor where published.
 - ``cloud_regions.csv``: provider, canonical region, aliases, country, zone, PUE and its basis.
 - ``cloud_providers.csv``: each provider's fleet-average PUE.
+- ``hourly/<ZONE>.csv.gz``: Electricity Maps' free hourly data 2021-2023, one gzip CSV per zone
+  (``utc_hour`` = hours since 1970-01-01T00:00Z, LCA and direct gCO2e/kWh, estimated flag),
+  zones named as the yearly table names them (``HOURLY_ZONE_NAMES``); ODbL 1.0, attributed in
+  ``hourly/ATTRIBUTION.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import json
 import shutil
@@ -53,6 +58,29 @@ ALPHA2_CORRECTIONS = {"Cayman Islands": "KY"}
 SKIP_ROWS = {"Canary Islands (Spain)"}
 
 FLEET_BASIS = "provider fleet-average PUE"
+
+# File name prefix of the shared hourly files -> the zone the yearly tables (and the rest of
+# the package) use; the files' own ``Zone Id`` column carries the same name.
+HOURLY_ZONE_NAMES = {"DE-LU": "DE", "BR-SP": "BR-CS", "CL-SIC": "CL-SEN"}
+HOURLY_HEADER = ["utc_hour", "lca_g_per_kwh", "direct_g_per_kwh", "estimated"]
+HOURLY_ATTRIBUTION = """# Shipped hourly intensity data: source and licence
+
+`<ZONE>.csv.gz` in this folder: hourly average (location-based, consumption) carbon intensity
+per zone, 2021-2023, in gCO2e/kWh, lifecycle (LCA, the basis of the yearly tables) and direct
+(combustion only), with Electricity Maps' own estimated-data flag. Columns: `utc_hour` (hours
+since 1970-01-01T00:00 UTC; the hour the value applies to), `lca_g_per_kwh`,
+`direct_g_per_kwh`, `estimated` (1 = Electricity Maps estimated the hour).
+
+Source: Electricity Maps (https://www.electricitymaps.com), free hourly datasets of its data
+portal, as republished in HewlettPackard/green-dcc and, for ES and NO,
+umassos/decarbonization-potential (see `../SOURCES.md`). Zone names follow the yearly table:
+the files `DE-LU` are zone `DE`, `BR-SP` is `BR-CS`, `CL-SIC` is `CL-SEN`.
+
+Licence: ODbL 1.0, the Open Database License (https://opendatacommons.org/licenses/odbl/1-0/).
+Attribute "Electricity Maps (electricitymaps.com)". These tables, and the ledger's
+`hourly_emission_factors` and `hourly_profiles` rows built from them, are derived databases:
+publish adapted versions under the ODbL too.
+"""
 
 
 def _csv_text(header: list[str], rows: list[list[str]]) -> str:
@@ -171,6 +199,42 @@ def build_cloud(source: Path) -> tuple[str, str]:
     return _csv_text(header, rows), _csv_text(["provider", "fleet_pue", "basis"], providers)
 
 
+def build_hourly(source: Path) -> dict[str, bytes]:
+    """Return one gzip CSV per zone (``hourly/<ZONE>.csv.gz``), deterministic bytes."""
+    by_zone: dict[str, list[list[str]]] = {}
+    for path in sorted((source / "hourly").glob("*_hourly.csv.gz")):
+        prefix = path.name.rsplit("_", 2)[0]
+        zone = HOURLY_ZONE_NAMES.get(prefix, prefix)
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            for rec in csv.DictReader(fh):
+                if rec["Zone Id"] != zone:
+                    raise SystemExit(f"{path.name}: Zone Id {rec['Zone Id']!r}, expected {zone}")
+                stamp = rec["Datetime (UTC)"]
+                epoch_s = _epoch_s(stamp)
+                if epoch_s % 3600:
+                    raise SystemExit(f"{path.name}: {stamp} is not on the hour")
+                by_zone.setdefault(zone, []).append(
+                    [
+                        str(epoch_s // 3600),
+                        _num(float(rec["Carbon Intensity gCO₂eq/kWh (LCA)"])),
+                        _num(float(rec["Carbon Intensity gCO₂eq/kWh (direct)"])),
+                        "1" if rec["Data Estimated"].strip().lower() == "true" else "0",
+                    ]
+                )
+    out = {}
+    for zone, rows in sorted(by_zone.items()):
+        rows.sort(key=lambda r: int(r[0]))
+        text = _csv_text(HOURLY_HEADER, rows).encode()
+        out[f"{zone}.csv.gz"] = gzip.compress(text, compresslevel=9, mtime=0)
+    return out
+
+
+def _epoch_s(stamp: str) -> int:
+    from datetime import UTC, datetime
+
+    return int(datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp())
+
+
 def build(source: Path, out: Path) -> dict[str, int]:
     """Write every table into ``out``; return their sizes in bytes."""
     countries, alpha3_to_2 = build_countries(source)
@@ -186,7 +250,14 @@ def build(source: Path, out: Path) -> dict[str, int]:
     for name, text in tables.items():
         (out / name).write_text(text, encoding="utf-8")
     shutil.copyfile(source / "SOURCES.md", out / "SOURCES.md")
-    return {name: len(text.encode()) for name, text in tables.items()}
+    sizes = {name: len(text.encode()) for name, text in tables.items()}
+    hourly = out / "hourly"
+    hourly.mkdir(exist_ok=True)
+    for name, data in build_hourly(source).items():
+        (hourly / name).write_bytes(data)
+        sizes[f"hourly/{name}"] = len(data)
+    (hourly / "ATTRIBUTION.md").write_text(HOURLY_ATTRIBUTION, encoding="utf-8")
+    return sizes
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "inference_cmd",
     "budgets_cmd",
     "advise_cmd",
+    "when_cmd",
 )
 
 for _name in COMMAND_MODULES:

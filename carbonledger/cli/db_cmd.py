@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -69,7 +70,7 @@ def current_cmd(ledger_url: LedgerUrl = None) -> None:
 
 @db_app.command("seed-factors")
 def seed_factors_cmd(ledger_url: LedgerUrl = None) -> None:
-    """Load the shipped yearly emission factors (changed values become new versions)."""
+    """Load the shipped yearly and hourly emission factors (changed values: new versions)."""
     from carbonledger.ledger import create_ledger_engine, migrate
 
     url = resolve_ledger_url(ledger_url)
@@ -120,12 +121,44 @@ def add_factor_cmd(
 
 def _seed(engine: object) -> None:
     from carbonledger.ledger import seed_emission_factors, shipped_factors
+    from carbonledger.ledger.hourly_factors import seed_hourly_factors
 
     with engine.begin() as conn:  # type: ignore[attr-defined]
         result = seed_emission_factors(conn, factors=shipped_factors())
+        hourly = seed_hourly_factors(conn)
     typer.echo(
         f"emission factors: {result.added} added, {result.restated} restated, "
         f"{result.unchanged} unchanged"
+    )
+    typer.echo(
+        f"hourly emission factors: {hourly.added} added, {hourly.restated} restated, "
+        f"{hourly.unchanged} unchanged"
+    )
+
+
+@db_app.command("import-factors")
+def import_factors_cmd(
+    file: Annotated[Path, typer.Argument(help="Electricity Maps portal CSV or plain CSV.")],
+    source: Annotated[
+        str | None, typer.Option(help="Name of the data set (default: import:FILE).")
+    ] = None,
+    licence: Annotated[str | None, typer.Option(help="Licence of the data.")] = None,
+    ledger_url: LedgerUrl = None,
+) -> None:
+    """Load hourly (or finer) factors: changed values become new versions, bad rows refuse all."""
+    from carbonledger.ledger import create_ledger_engine, migrate
+    from carbonledger.ledger.factor_import import import_factor_file
+
+    url = resolve_ledger_url(ledger_url)
+    with ledger_errors(url):
+        engine = create_ledger_engine(url)
+        migrate.require_current(engine)
+        with engine.begin() as conn:
+            result = import_factor_file(conn, path=file, source=source, licence=licence)
+    c = result.counts
+    typer.echo(
+        f"{file.name} ({result.layout}): {result.rows} rows, {result.hours} hours: "
+        f"{c.added} added, {c.restated} restated, {c.unchanged} unchanged"
     )
 
 

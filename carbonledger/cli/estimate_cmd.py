@@ -12,6 +12,8 @@ import typer
 from carbonledger.cli import _whole
 from carbonledger.cli._place_options import Country, Intensity, Provider, Pue, Region, Zone
 from carbonledger.contract import (
+    INTENSITY_HOURLY,
+    INTENSITY_YEARLY,
     MACHINE,
     METHOD_RATED_POWER,
     S_PER_HOUR,
@@ -55,6 +57,10 @@ def estimate(
         bool, typer.Option("--datacentre", help="Unknown data centre: PUE 1.56, not 1.0.")
     ] = False,
     year: Annotated[int | None, typer.Option(help="Data year of the yearly tables.")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Start (ISO 8601 UTC, e.g. 2023-06-15T10:00Z): the hours' factors."),
+    ] = None,
     instance_type: Annotated[
         str | None,
         typer.Option(help="Cloud instance type for the embodied share, e.g. p4d.24xlarge."),
@@ -100,6 +106,7 @@ def estimate(
             instance_type=instance_type,
             vcpus=vcpus,
             lifetime_years=lifetime_years,
+            start=start,
         )
     except CarbonLedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -128,6 +135,7 @@ def _estimate(
     instance_type: str | None = None,
     vcpus: int | None = None,
     lifetime_years: float | None = None,
+    start: str | None = None,
 ) -> dict[str, Any]:
     from carbonledger.embodied.reservation import HOST_RESOURCES_UNKNOWN, NO_HARDWARE
     from carbonledger.intensity import command_line_place, resolve_place
@@ -155,14 +163,18 @@ def _estimate(
         country=country,
         zone=zone,
     )
+    moment = _start(start)
     place = resolve_place(
         settings,
         location=location,
         explicit_g_per_kwh=intensity,
-        year=year,
+        year=year or (moment.year if moment else None),
         unknown_datacentre=datacentre,
     )
     grid = place.grid
+    intensity_method = intensity_method_of(grid.resolved_by)
+    if moment is not None and intensity is None and grid.zone:
+        grid, intensity_method = _hourly_grid(grid, moment, hours * S_PER_HOUR)
     pue_factor = PueFactor(pue, PUE_EXPLICIT, note="--pue") if pue is not None else place.pue
     est = estimate_emissions(
         power_w=float(power_w or 0.0),
@@ -181,9 +193,12 @@ def _estimate(
             methods={component: METHOD_RATED_POWER},
             pue=est.pue.value,
             intensity_g_per_kwh=est.grid.intensity_g_per_kwh,
-            intensity_method=intensity_method_of(est.grid.resolved_by),
+            intensity_method=intensity_method,
         )
     )
+    out["intensity_method"] = intensity_method
+    if moment is not None:
+        out["start_utc"] = moment.isoformat(timespec="minutes")
     reservation = {
         TAG_INSTANCE_TYPE: instance_type or "",
         TAG_CLOUD_PROVIDER: settings.cloud_provider or "",
@@ -205,6 +220,32 @@ def _estimate(
             "reason": "give --instance-type (with --provider) or --gpu for the embodied share",
         }
     return out
+
+
+def _start(text: str | None) -> Any:
+    from carbonledger.intensity.when import parse_start
+
+    return parse_start(text) if text else None
+
+
+def _hourly_grid(grid: Any, moment: Any, duration_s: float) -> tuple[Any, str]:
+    """The factor of the hours from ``moment``: hourly data, else the profile estimate."""
+    from dataclasses import replace
+
+    from carbonledger.intensity.hourly import SOURCE_ELECTRICITY_MAPS_HOURLY
+    from carbonledger.intensity.when import job_intensity
+    from carbonledger.uncertainty import intensity_method_of
+
+    value, method = job_intensity(
+        grid.zone, start=moment, duration_s=duration_s, yearly_g_per_kwh=grid.intensity_g_per_kwh
+    )
+    if method == INTENSITY_YEARLY:
+        return grid, intensity_method_of(grid.resolved_by)
+    source = (
+        SOURCE_ELECTRICITY_MAPS_HOURLY if method == INTENSITY_HOURLY else f"{method}+{grid.source}"
+    )
+    note = f"the hours from {moment:%Y-%m-%d %H:%M} UTC ({method})"
+    return replace(grid, intensity_g_per_kwh=value, source=source, note=note), method
 
 
 def _fmt(value: float) -> str:

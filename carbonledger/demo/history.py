@@ -28,6 +28,9 @@ SYNTHETIC_TAG = contract.TAG_SYNTHETIC
 SEED = 20261123
 MONTHS = 6
 METHODS = "gpu=nvml-energy-counter;cpu=rapl;ram=ram-w-per-gb-estimate"  # carbon.methods
+# Jobs are launched in the working day (UTC hours), as people start them: when the grid is
+# rarely at its cleanest, so the What-if page shows what timing could save.
+LAUNCH_HOURS_UTC = (7.0, 17.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,9 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
         for p in PROFILES:
             intensity, source = intensity_of(p.zone, month_start.year)
             for i in range(p.runs_per_month):
-                start = month_start + timedelta(days=rng.uniform(0, 27), hours=rng.uniform(0, 23))
+                start = month_start + timedelta(
+                    days=rng.uniform(0, 27), hours=rng.uniform(*LAUNCH_HOURS_UTC)
+                )
                 if start + timedelta(hours=p.hours[1]) >= now:
                     continue
                 hours = rng.uniform(*p.hours)

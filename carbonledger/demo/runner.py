@@ -146,12 +146,14 @@ def _load_ledger(paths: DemoPaths, say: Say) -> list[dict[str, Any]]:
         seed_emission_factors,
         shipped_factors,
     )
+    from carbonledger.ledger.hourly_factors import seed_hourly_factors
 
     engine = create_ledger_engine(paths.ledger_url)
     try:
         migrate.upgrade(engine)
         with engine.begin() as conn:
             seed_emission_factors(conn, factors=shipped_factors())
+            seed_hourly_factors(conn)
         summaries = run_etl(engine, mlflow_uris=[paths.mlflow_uri])
     finally:
         engine.dispose()

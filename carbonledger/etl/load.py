@@ -116,10 +116,10 @@ class Loader:
         if self.staged:
             self._upsert(counts)
         if self.staged or self.direct:
-            counts.attribution = attribute(self.conn, self.source_id, self._touched())
+            counts.attribution = attribute(self.conn, self.source_id, self.touched())
         return counts
 
-    def _touched(self) -> str:
+    def touched(self) -> str:
         """The runs this load inserted or changed: ``(run_id, parent_run_id)`` as a subquery."""
         return (
             f"(SELECT run_id, parent_run_id FROM {_STAGE_RUNS} UNION ALL "

@@ -23,6 +23,7 @@ from carbonledger.budgets import check_budgets, load_budget_file
 from carbonledger.errors import EtlError, EtlLockedError
 from carbonledger.etl import registry
 from carbonledger.etl.history import store_metric_histories
+from carbonledger.etl.hours import write_run_hours, write_window_hours
 from carbonledger.etl.inference import inference_records, load_run_windows
 from carbonledger.etl.load import Loader, mark_stale
 from carbonledger.etl.run_metrics import store_run_metrics
@@ -195,6 +196,8 @@ def _load_source(
             progress(uri, len(seen))
     loader.resolve_quarantine()
     counts = loader.merge()
+    use_history = get_settings().etl_hourly_history
+    write_run_hours(conn, source, source_id, loader.touched(), use_history=use_history)
     loader.close()
     summary.loaded, summary.updated, summary.unchanged = (
         counts.loaded,
@@ -203,6 +206,7 @@ def _load_source(
     )
     windows = load_run_windows(conn, source, source_id, inference_runs, full=full)
     summary.windows = windows.loaded + windows.updated
+    write_window_hours(conn, source_id)
     rejected += windows.rejected
     loader.quarantine(rejected)
     summary.quarantined = Counter(r.reason for r in rejected)

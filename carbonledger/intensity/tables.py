@@ -14,7 +14,8 @@ from functools import cache
 from importlib import resources
 
 ATTRIBUTION = (
-    "Grid intensity data: Electricity Maps yearly zone averages 2021-2025 (Electricity Maps, "
+    "Grid intensity data: Electricity Maps yearly zone averages 2021-2025 and hourly data "
+    "2021-2023 for 18 zones (Electricity Maps, "
     "https://www.electricitymaps.com, licensed under the Open Database License ODbL 1.0; derived "
     "databases stay ODbL); Ember yearly country and region averages (Ember, "
     "https://ember-energy.org, "

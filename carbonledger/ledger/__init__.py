@@ -9,6 +9,7 @@ by the ``run_co2e`` view from the current factor versions.
 """
 
 from carbonledger.ledger import access as _access  # noqa: F401 (team_roles of Base)
+from carbonledger.ledger import hourly_models as _hourly_models  # noqa: F401 (tables of Base)
 from carbonledger.ledger import rollup_models as _rollup_models  # noqa: F401 (tables of Base)
 from carbonledger.ledger.engine import create_ledger_engine, ledger_session, redact
 from carbonledger.ledger.migrate import current_revision, downgrade, head_revision, upgrade

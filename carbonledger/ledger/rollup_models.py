@@ -43,6 +43,7 @@ class RollupTeamMonth(Base):
     co2e_market_kg: Mapped[float] = mapped_column(Double)
     estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
     estimated_co2e_market_kg: Mapped[float] = mapped_column(Double)
+    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
 
 
 class RollupModelMonth(Base):

@@ -2,8 +2,8 @@
 
 What-if: the period's facility energy (training + inference) priced at another zone's
 latest location-based factor in the ledger (the shipped yearly tables seeded into
-``emission_factors``). Time-of-day shifting needs hourly intensities, which the ledger does
-not hold: ``hourly_intensity_available`` says so and the app explains it.
+``emission_factors``). Time-of-day shifting is ``carbonledger.reporting.timing`` (hourly
+factors seeded into ``hourly_emission_factors``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from carbonledger.reporting.queries import totals
 FORMULAS = (
     ("IT energy", "E_it = E_gpu + E_cpu + E_ram (kWh)"),
     ("Facility energy", "E_facility = E_it × PUE"),
-    ("Location-based CO2e", "CO2e_loc = E_facility × I_grid(zone, year) / 1000 (kg)"),
+    (
+        "Location-based CO2e",
+        "CO2e_loc = Σ_hours E_facility,h × I_h / 1000 (kg); I_h = the hour's factor (hourly), "
+        "else profile ratio × I_grid(zone, year) (hourly-profile-estimate), else I_grid(zone, "
+        "year) (yearly): the record's intensity_method",
+    ),
+    ("Yearly-only CO2e", "CO2e_loc_yearly = E_facility × I_grid(zone, year) / 1000 (kg)"),
     (
         "Market-based CO2e",
         "CO2e_mkt = E_facility × I_contract(zone, year) / 1000, else location-based (flagged)",
@@ -128,5 +134,7 @@ def what_if(
 
 
 def hourly_intensity_available() -> bool:
-    """Whether hourly (time-of-day) intensities are configured; the shipped data is yearly."""
-    return False
+    """Whether hourly (time-of-day) intensities ship (Electricity Maps 2021-2023, 18 zones)."""
+    from carbonledger.intensity.hourly import hourly_zones
+
+    return bool(hourly_zones())

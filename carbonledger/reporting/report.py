@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from carbonledger import __version__
 from carbonledger.errors import ReportingError
-from carbonledger.reporting import advice, lifecycle, methodology, queries
+from carbonledger.reporting import advice, lifecycle, methodology, queries, timing_report
 from carbonledger.reporting.periods import Period
 
 FORMATS = ("md", "csv", "html")
@@ -60,6 +60,7 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
         "Top emitting runs": queries.top_runs(engine, period=period, limit=top),
         "Where to cut": advice.where_to_cut(engine, period=period, top=top),
         "Budgets": lifecycle.budgets(engine).drop(columns=["thresholds_pct"], errors="ignore"),
+        timing_report.section_title(): timing_report.timing_section(engine, period=period),
         "Emission factors in use": methodology.factors_in_use(engine, period=period),
         "Formulas": pd.DataFrame(methodology.FORMULAS, columns=["quantity", "formula"]),
         "Defaults": pd.DataFrame(methodology.DEFAULTS, columns=["when", "default"]),

@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 _TEAM_TRAINING = """
 INSERT INTO rollup_team_month (month, team, activity, records, records_with_estimates,
     requests, energy_kwh, facility_energy_kwh, estimated_facility_energy_kwh, co2e_location_kg,
-    co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg)
+    co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg,
+    co2e_location_yearly_kg)
 SELECT month, team, 'training', COUNT(*),
        SUM(CASE WHEN any_component_estimated THEN 1 ELSE 0 END), 0,
        COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
        COALESCE(SUM(estimated_facility_energy_kwh), 0),
        COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
-       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0)
+       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0),
+       COALESCE(SUM(co2e_location_yearly_kg), 0)
 FROM v_run_emissions WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
 GROUP BY month, team
 """
@@ -38,13 +40,15 @@ GROUP BY month, team
 _TEAM_INFERENCE = """
 INSERT INTO rollup_team_month (month, team, activity, records, records_with_estimates,
     requests, energy_kwh, facility_energy_kwh, estimated_facility_energy_kwh, co2e_location_kg,
-    co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg)
+    co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg,
+    co2e_location_yearly_kg)
 SELECT month, team, 'inference', COALESCE(SUM(windows), 0),
        SUM(CASE WHEN estimated_facility_energy_kwh > 0 THEN windows ELSE 0 END),
        COALESCE(SUM(requests), 0), COALESCE(SUM(energy_kwh), 0),
        COALESCE(SUM(facility_energy_kwh), 0), COALESCE(SUM(estimated_facility_energy_kwh), 0),
        COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
-       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0)
+       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0),
+       COALESCE(SUM(co2e_location_yearly_kg), 0)
 FROM v_inference_daily WHERE {months}
 GROUP BY month, team
 """
@@ -130,8 +134,11 @@ def month_sql(dialect: str, column: str) -> str:
 def _marks(conn: Connection) -> dict[str, Any]:
     row = conn.execute(
         text(
-            "SELECT (SELECT MAX(loaded_at) FROM runs), (SELECT MAX(id) FROM emission_factors), "
-            "(SELECT COUNT(*) FROM emission_factors), (SELECT MAX(id) FROM model_versions), "
+            "SELECT (SELECT MAX(loaded_at) FROM runs), (SELECT MAX(id) FROM emission_factors) "
+            "+ (SELECT COALESCE(MAX(id), 0) FROM hourly_emission_factors), "
+            "(SELECT COUNT(*) FROM emission_factors) "
+            "+ (SELECT COUNT(*) FROM hourly_emission_factors WHERE is_current), "
+            "(SELECT MAX(id) FROM model_versions), "
             "(SELECT MAX(id) FROM inference_windows)"
         )
     ).one()

@@ -152,12 +152,14 @@ def test_efficiency_page_marks_the_front(app_ledger: Engine) -> None:
 
 def test_whatif_page(app_ledger: Engine) -> None:
     at = _open("whatif")
-    df = at.dataframe[0].value
+    df = at.dataframe[-1].value
     want = expected_totals(app_ledger, first="2024-04", last="2024-09")
     fr = df[df["Zone"] == "FR"].iloc[0]
-    assert fr["Savings (kg CO2e)"] == pytest.approx(
-        want["loc_kg"] - fr["Facility energy (kWh)"] * 50.0 / 1000
-    )
+    saving = want["loc_kg"] - fr["Facility energy (kWh)"] * 50.0 / 1000
+    assert fr["Saving (kg CO2e)"] == pytest.approx(saving)
+    for frame in at.dataframe:  # human labels with units, no snake_case
+        assert not [c for c in frame.value.columns if "_" in str(c)]
+    assert at.slider[0].value == 24 and (at.slider[0].min, at.slider[0].max) == (0, 48)
 
 
 def test_methodology_page(app_ledger: Engine) -> None:

@@ -50,7 +50,7 @@ def test_attribution_constant_names_every_source_and_licence() -> None:
 
 def test_package_data_is_declared_for_installation() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    assert '"carbonledger.intensity" = ["data/*"]' in text
+    assert '"carbonledger.intensity" = ["data/*", "data/hourly/*"]' in text
 
 
 def test_shipped_data_is_compact() -> None:
@@ -91,5 +91,38 @@ def test_build_script_reproduces_the_shipped_tables_byte_for_byte(tmp_path: Path
     spec.loader.exec_module(module)
     module.build(SOURCE, tmp_path)
     shipped = ROOT / "carbonledger" / "intensity" / "data"
-    for name in (*TABLES, "SOURCES.md"):
+    hourly = sorted(p.name for p in (shipped / "hourly").iterdir())
+    assert sorted(p.name for p in (tmp_path / "hourly").iterdir()) == hourly
+    for name in (*TABLES, "SOURCES.md", *(f"hourly/{h}" for h in hourly)):
         assert filecmp.cmp(tmp_path / name, shipped / name, shallow=False), f"{name} is stale"
+
+
+HOURLY_ZONES = {
+    "AU-NSW", "AU-VIC", "BR-CS", "CA-ON", "CL-SEN", "DE", "ES", "GB", "IN-WE", "JP-TK", "KR",
+    "NO", "SG", "US-CAL-CISO", "US-MIDA-PJM", "US-NY-NYIS", "US-TEX-ERCO", "ZA",
+}  # fmt: skip
+
+
+def test_hourly_tables_ship_compact_attributed_and_named_as_the_yearly_zones() -> None:
+    from carbonledger.intensity import hourly
+
+    hourly.clear_caches()
+    assert set(hourly.hourly_zones()) == HOURLY_ZONES
+    assert HOURLY_ZONES <= set(known_zones())  # DE-LU -> DE, BR-SP -> BR-CS, CL-SIC -> CL-SEN
+    folder = DATA.joinpath("hourly")
+    size = sum(p.stat().st_size for p in folder.iterdir())  # type: ignore[attr-defined]
+    assert size < 5_000_000, f"hourly tables grew to {size} bytes"
+    text = folder.joinpath("ATTRIBUTION.md").read_text("utf-8")
+    assert "ODbL 1.0" in text and "Electricity Maps" in text
+    table = hourly.hourly_table("DE")
+    assert table is not None and len(table.utc_hour) == 3 * 8760
+    assert hourly.hourly_table("FR") is None
+
+
+def test_hourly_tables_are_not_loaded_at_import() -> None:
+    code = (
+        "import carbonledger, carbonledger.intensity.hourly as h;"
+        "print(h.hourly_table.cache_info().currsize, h.hourly_zones.cache_info().currsize)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "0"]
