@@ -166,7 +166,13 @@ def labels(df: pd.DataFrame) -> dict[str, str]:
 def table(df: pd.DataFrame, name: str) -> None:
     """Show a table, columns named for people, with a CSV download button."""
     shown = df.rename(columns=labels(df))
-    st.dataframe(shown, hide_index=True, width="stretch")
+    # Numbers rounded for reading (the CSV keeps every digit): 3 decimals, thousands grouped.
+    numbers = {
+        c: st.column_config.NumberColumn(format="localized")
+        for c in shown.columns
+        if pd.api.types.is_float_dtype(shown[c])
+    }
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=numbers)
     st.download_button(
         f"Download {name.replace('_', ' ')} (CSV)",
         shown.to_csv(index=False).encode(),

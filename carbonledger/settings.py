@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     history_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "val_loss", "val*loss", "valid*loss", "eval*loss", "test*loss",
-            "val*acc*", "eval*acc*", "accuracy",
+            "val*acc*", "eval*acc*", "test*acc*", "accuracy",
         ],
         description="Objective metrics (fnmatch patterns) whose histories the ETL keeps.",
     )  # fmt: skip

@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from cl_ui import filters, kg, labels, options, q, table
 
-from carbonledger.reporting import lifecycle
+from carbonledger.reporting import lifecycle, runs
 
 st.title("Models")
 _, model = filters(team=False, model=True)
@@ -15,6 +15,9 @@ if model is None:
     model = models[0]
     st.caption(f"No model chosen in the sidebar: showing {model}.")
 st.header(model)
+link = q(runs.model_mlflow_url, period=False, model_name=model)
+if link:
+    st.link_button("Open the model in MLflow", link)
 lc = q(lifecycle.lifecycle, period=False, model_name=model)
 cols = st.columns(4)
 cols[0].metric("Training CO2e", kg(lc.training_co2e_kg))

@@ -56,7 +56,7 @@ def place(engine: Engine, scope: Scope) -> list[Recommendation]:
         )
         there = co2e_kg(energy, best.pue, factors[str(best.zone)])
         here = float(g.co2e_location_kg.sum())
-        if here - there <= 0:
+        if here - there <= 1e-9 * max(here, 1.0):  # already the cleanest (rounding aside)
             continue
         used = ", ".join(sorted(set(g.cloud_region)))
         models = sorted({str(m) for m in g.model_name if m is not None and m == m})
@@ -74,7 +74,7 @@ def place(engine: Engine, scope: Scope) -> list[Recommendation]:
                 ),
                 saving_co2e_kg_per_year=scope.per_year(here - there),
                 saving_energy_kwh_per_year=scope.per_year(
-                    float(g.facility_energy_kwh.sum()) - energy * best.pue
+                    round(float(g.facility_energy_kwh.sum()) - energy * best.pue, 9) + 0.0
                 ),
                 method=(
                     "ledger CO2e of the runs minus their IT energy x the region's PUE x its "

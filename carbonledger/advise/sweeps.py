@@ -26,9 +26,11 @@ def sweeps(engine: Engine, scope: Scope) -> list[Recommendation]:
     children = frame(
         engine,
         "SELECT c.source_id, c.parent_run_id, c.run_id, c.team, c.model_name, c.start_time, "
-        "c.facility_energy_kwh, c.co2e_location_kg, m.key, m.value "
+        "c.facility_energy_kwh, c.co2e_location_kg, m.key, m.value, "
+        "COALESCE(p.run_name, c.parent_run_id) AS parent_name "
         "FROM v_run_emissions c JOIN run_metrics m "
         "ON m.source_id = c.source_id AND m.run_id = c.run_id "
+        "LEFT JOIN runs p ON p.source_id = c.source_id AND p.run_id = c.parent_run_id "
         "WHERE c.parent_run_id IS NOT NULL AND c.kind <> 'inference' "
         "AND c.co2e_location_kg IS NOT NULL AND m.value IS NOT NULL "
         f"AND {run_filter('c')}",
@@ -51,6 +53,7 @@ def sweeps(engine: Engine, scope: Scope) -> list[Recommendation]:
         if after.empty:
             continue
         team = str(g.team.iloc[0])
+        name = str(g.parent_name.iloc[0])
         models = sorted({str(m) for m in g.model_name if m is not None and m == m})
         out.append(
             Recommendation(
@@ -58,11 +61,11 @@ def sweeps(engine: Engine, scope: Scope) -> list[Recommendation]:
                 team=team,
                 model_name=models[0] if len(models) == 1 else None,
                 title=(
-                    f"Stop sweep {parent} at convergence: {len(after)} of {len(g)} children "
+                    f"Stop sweep {name} at convergence: {len(after)} of {len(g)} children "
                     "ran after the best"
                 ),
                 evidence=(
-                    f"sweep {parent} ({day(g.start_time.iloc[0])}): best {key} "
+                    f"sweep {name} ({parent}, {day(g.start_time.iloc[0])}): best {key} "
                     f"{values[best]:.4g} from child {best + 1} of {len(g)} in start order "
                     f"({g.run_id.iloc[best]}); after it {listed(list(after.run_id), 3)}; "
                     f"{dominated:.0%} of the children dominated on {key} vs CO2e"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carbonledger.cli._ledger_common import LEDGER_URL_HELP, ledger_errors, resolve_ledger_url
+
+WIDE = 160
+"""Columns of the table when stdout is not a terminal."""
 
 if TYPE_CHECKING:
     from carbonledger.advise import Recommendation
@@ -58,6 +62,7 @@ def advise_cmd(
 def print_table(recommendations: list[Recommendation]) -> None:
     """The recommendations as a rich table (kind, team, model, saving, confidence, what)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Where to cut (kg CO2e per year at the current rate)")
@@ -68,22 +73,21 @@ def print_table(recommendations: list[Recommendation]) -> None:
         ("Saving kg CO2e/yr", "right"),
         ("Saving kWh/yr", "right"),
         ("Confidence", "left"),
-        ("What to change", "left"),
-        ("Evidence", "left"),
+        ("What to change (evidence)", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in recommendations:
         table.add_row(
             r.kind,
-            r.team,
-            r.model_name or "-",
+            escape(r.team),
+            escape(r.model_name or "-"),
             f"{r.saving_co2e_kg_per_year:,.1f}",
             f"{r.saving_energy_kwh_per_year:,.1f}",
             r.confidence,
-            r.title,
-            r.evidence,
+            f"{escape(r.title)}\n[dim]{escape(r.evidence)}[/]",
         )
-    console = Console(width=200)
+    # A terminal gets its own width; a pipe or a file a wide one, so rows stay readable.
+    console = Console(width=None if sys.stdout.isatty() else WIDE)
     console.print(table)
     if not recommendations:
         console.print("no recommendations: nothing in the ledger's window to cut")

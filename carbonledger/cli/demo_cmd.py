@@ -31,12 +31,40 @@ def demo_cmd(
     console = Console()
     result = run_demo(DemoPaths(directory.resolve()), say=lambda m: console.print(f"[dim]{m}"))
     _print_totals(console, result.totals, result.budgets)
+    _print_top_advice(console, result.advice)
     console.print(f"MLflow store: {result.paths.mlflow_uri}")
     console.print(f"ledger:       {result.paths.ledger_url}")
+    _print_next(console, result.paths.ledger_url)
     if no_app or get_settings().demo_no_app:
-        console.print("app not started (--no-app): run `carbonledger app --ledger-url ...`")
+        console.print("app not started (--no-app): run the `carbonledger app` command above")
         return
     _serve(console, result.paths.ledger_url, port)
+
+
+def _print_top_advice(console: Any, advice: list[Any]) -> None:
+    from carbonledger.cli.advise_cmd import print_table
+
+    console.print("[bold]Where to cut: the top three recommendations[/]")
+    print_table(advice[:3])
+
+
+def next_commands(ledger_url: str) -> list[str]:
+    """The commands the demo suggests, on its own ledger (each works as printed)."""
+    from datetime import UTC, datetime
+
+    year = datetime.now(UTC).year
+    return [
+        f"carbonledger advise --ledger-url {ledger_url}",
+        f"carbonledger budgets check --ledger-url {ledger_url}",
+        f"carbonledger report --period {year} --ledger-url {ledger_url}",
+        f"carbonledger app --ledger-url {ledger_url}",
+    ]
+
+
+def _print_next(console: Any, ledger_url: str) -> None:
+    console.print("next:")
+    for command in next_commands(ledger_url):
+        console.print(f"  {command}", soft_wrap=True, highlight=False)
 
 
 def _serve(console: Any, ledger_url: str, port: int) -> None:

@@ -122,8 +122,6 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                 cpu_kwh = contract.energy_kwh_at(2 * 120.0 * rng.uniform(0.3, 0.7), duration_s)
                 ram_gb = 64.0 * max(1, gpus // 2)
                 ram_kwh = contract.energy_kwh_at(RAM_W_PER_GB * ram_gb, duration_s)
-                energy = gpu_kwh + cpu_kwh + ram_kwh
-                avg_power_w = contract.average_power_w(energy, duration_s)
                 end = start + timedelta(hours=hours)
                 plans.append(
                     {
@@ -135,25 +133,72 @@ def planned_runs(now: datetime) -> list[dict[str, object]]:
                         "status": "FAILED" if rng.random() < 0.08 else "FINISHED",
                         "gpus": gpus,
                         "ram_gb": ram_gb,
-                        "metrics": {
-                            contract.M_GPU_ENERGY_KWH: gpu_kwh,
-                            contract.M_CPU_ENERGY_KWH: cpu_kwh,
-                            contract.M_RAM_ENERGY_KWH: ram_kwh,
-                            contract.M_ENERGY_KWH: energy,
-                            contract.M_PUE: p.pue,
-                            contract.M_FACILITY_ENERGY_KWH: energy * p.pue,
-                            contract.M_INTENSITY_G_PER_KWH: intensity,
-                            contract.M_CO2E_KG: co2e_kg(energy, p.pue, intensity),
-                            contract.M_DURATION_S: duration_s,
-                            contract.M_AVG_POWER_W: avg_power_w,
-                            contract.M_PEAK_POWER_W: avg_power_w * 1.3,
-                            contract.M_HEARTBEAT_MS: end.timestamp() * contract.MS_PER_S,
-                        },
+                        "metrics": carbon_metrics(
+                            gpu_kwh,
+                            cpu_kwh,
+                            ram_kwh,
+                            pue=p.pue,
+                            intensity=intensity,
+                            duration_s=duration_s,
+                            end=end,
+                        ),
                         "source": source,
                     }
                 )
     plans.sort(key=lambda plan: plan["start"])  # type: ignore[arg-type, return-value]
     return plans
+
+
+def carbon_metrics(
+    gpu_kwh: float,
+    cpu_kwh: float,
+    ram_kwh: float,
+    *,
+    pue: float,
+    intensity: float,
+    duration_s: float,
+    end: datetime,
+) -> dict[str, float]:
+    """The plugin's final ``carbon/*`` metrics of a run with this energy, place and time."""
+    energy = gpu_kwh + cpu_kwh + ram_kwh
+    avg_power_w = contract.average_power_w(energy, duration_s)
+    return {
+        contract.M_GPU_ENERGY_KWH: gpu_kwh,
+        contract.M_CPU_ENERGY_KWH: cpu_kwh,
+        contract.M_RAM_ENERGY_KWH: ram_kwh,
+        contract.M_ENERGY_KWH: energy,
+        contract.M_PUE: pue,
+        contract.M_FACILITY_ENERGY_KWH: energy * pue,
+        contract.M_INTENSITY_G_PER_KWH: intensity,
+        contract.M_CO2E_KG: co2e_kg(energy, pue, intensity),
+        contract.M_DURATION_S: duration_s,
+        contract.M_AVG_POWER_W: avg_power_w,
+        contract.M_PEAK_POWER_W: avg_power_w * 1.3,
+        contract.M_HEARTBEAT_MS: end.timestamp() * contract.MS_PER_S,
+    }
+
+
+def synthetic_tags(
+    p: TeamProfile, model: str, gpus: int, ram_gb: float, source: str
+) -> dict[str, str]:
+    """The plugin's tags of a synthetic run of team profile ``p`` (marked synthetic)."""
+    return {
+        SYNTHETIC_TAG: "true",
+        contract.TAG_MODEL_NAME: model,
+        contract.TAG_PLUGIN_VERSION: "synthetic",
+        contract.TAG_GPU_MODEL: p.gpu_model,
+        contract.TAG_GPU_COUNT: str(gpus),
+        contract.TAG_CPU_MODEL: "AMD EPYC 7R13",
+        contract.TAG_CPU_COUNT: "2",
+        contract.TAG_RAM_GB: f"{ram_gb:g}",
+        contract.TAG_CLOUD_PROVIDER: p.cloud_provider,
+        contract.TAG_CLOUD_REGION: p.cloud_region,
+        contract.TAG_GRID_ZONE: p.zone,
+        contract.TAG_INTENSITY_SOURCE: source,
+        contract.TAG_METHODS: METHODS,
+        contract.TAG_ATTRIBUTION: "device",
+        contract.TAG_NODE_COUNT: "1",
+    }
 
 
 def write_history(artifacts: Path, now: datetime | None = None) -> list[str]:
@@ -179,23 +224,13 @@ def write_history(artifacts: Path, now: datetime | None = None) -> list[str]:
             run = client.create_run(
                 experiments[p.experiment], start_time=start_ms, run_name=str(plan["name"])
             )
-            tags = {
-                SYNTHETIC_TAG: "true",
-                contract.TAG_MODEL_NAME: str(plan["model"]),
-                contract.TAG_PLUGIN_VERSION: "synthetic",
-                contract.TAG_GPU_MODEL: p.gpu_model,
-                contract.TAG_GPU_COUNT: str(plan["gpus"]),
-                contract.TAG_CPU_MODEL: "AMD EPYC 7R13",
-                contract.TAG_CPU_COUNT: "2",
-                contract.TAG_RAM_GB: f"{plan['ram_gb']:g}",
-                contract.TAG_CLOUD_PROVIDER: p.cloud_provider,
-                contract.TAG_CLOUD_REGION: p.cloud_region,
-                contract.TAG_GRID_ZONE: p.zone,
-                contract.TAG_INTENSITY_SOURCE: str(plan["source"]),
-                contract.TAG_METHODS: METHODS,
-                contract.TAG_ATTRIBUTION: "device",
-                contract.TAG_NODE_COUNT: "1",
-            }
+            tags = synthetic_tags(
+                p,
+                str(plan["model"]),
+                int(plan["gpus"]),  # type: ignore[call-overload]
+                float(plan["ram_gb"]),  # type: ignore[arg-type]
+                str(plan["source"]),
+            )
             metrics = plan["metrics"]
             client.log_batch(
                 run.info.run_id,

@@ -65,6 +65,7 @@ class DemoResult:
     etl: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
     budgets: list[Any] = field(default_factory=list)
+    advice: list[Any] = field(default_factory=list)
 
 
 def free_port(preferred: int) -> int:
@@ -122,6 +123,7 @@ def _train(paths: DemoPaths, say: Say) -> tuple[dict[str, Any], bool]:
         reused: dict[str, Any] = json.loads(paths.marker.read_text())
         say(f"reusing {len(reused['trained_run_ids'])} trained runs in {paths.root}")
         return reused, True
+    from carbonledger.demo.cut_history import write_cut_history
     from carbonledger.demo.history import write_history
     from carbonledger.demo.serving import serve_traffic, write_inference_history
     from carbonledger.demo.training import train_all
@@ -130,6 +132,8 @@ def _train(paths: DemoPaths, say: Say) -> tuple[dict[str, Any], bool]:
     done: dict[str, Any] = {"trained_run_ids": train_all(paths.artifacts)}
     say("adding six months of synthetic history (runs tagged carbon.synthetic=true)")
     done["synthetic_run_ids"] = write_history(paths.artifacts)
+    say("adding a blind grid search and a fine-tune run past its best epoch (synthetic)")
+    done["synthetic_run_ids"] += write_cut_history(paths.artifacts)
     say("serving the registered models through the inference meter (bursts and idle time)")
     done["requests_served"] = serve_traffic()
     say("adding 60 days of synthetic serving windows (carbon.synthetic=true)")
@@ -184,8 +188,50 @@ def _check_budgets(paths: DemoPaths, say: Say) -> list[Any]:
     return list(report.statuses)
 
 
+# Third-party loggers whose INFO/WARNING lines drown the demo's own (never touched outside it).
+QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "git")
+
+
+@contextmanager
+def quiet_third_parties(say: Say) -> Iterator[None]:
+    """Silence third-party warnings and chatter during the demo; say how many there were.
+
+    Python warnings (scikit-learn FutureWarnings, MLflow's pickle warning) are recorded,
+    third-party loggers raised to ERROR and their stray stderr prints captured; everything is
+    put back afterwards, so a user's own training keeps its warnings.
+    """
+    import contextlib
+    import io
+    import warnings
+
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    stderr = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stderr(stderr):
+                yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+    lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
+    kinds = sorted({w.category.__name__ for w in caught})
+    if caught or lines:
+        say(
+            f"silenced {len(caught)} third-party warnings ({', '.join(kinds) or 'none'}) and "
+            f"{len(lines)} lines of library output (MLflow, scikit-learn, Alembic)"
+        )
+
+
 def run_demo(paths: DemoPaths, *, say: Say = log.info) -> DemoResult:
     """Train (or reuse), load the ledger and read the totals back; returns what it did."""
+    with quiet_third_parties(say):
+        return _run_demo(paths, say)
+
+
+def _run_demo(paths: DemoPaths, say: Say) -> DemoResult:
     from carbonledger.demo.summary import ledger_totals
 
     result = DemoResult(paths=paths)
@@ -198,4 +244,17 @@ def run_demo(paths: DemoPaths, *, say: Say = log.info) -> DemoResult:
     result.totals = ledger_totals(paths.ledger_url)
     with _demo_mlflow(paths):
         result.budgets = _check_budgets(paths, say)
+    result.advice = _advise(paths)
     return result
+
+
+def _advise(paths: DemoPaths) -> list[Any]:
+    """Every recommendation on the demo's ledger, largest saving first."""
+    from carbonledger.advise import advise
+    from carbonledger.ledger import create_ledger_engine
+
+    engine = create_ledger_engine(paths.ledger_url)
+    try:
+        return advise(engine)
+    finally:
+        engine.dispose()

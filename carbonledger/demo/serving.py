@@ -34,11 +34,18 @@ class ServedModel:
     dataset: str
     requests_per_hour: int
     server_power_w: float
+    version: int | None = None  # None: the newest version
+    business_hours: tuple[int, int] | None = None  # UTC hours with traffic; None: all day
 
 
 SERVED: tuple[ServedModel, ...] = (
     ServedModel("vision", "digits-classifier", "digits", 9_000, 180.0),
-    ServedModel("risk", "credit-scorer", "breast_cancer", 2_500, 60.0),
+    # used in office hours only, served around the clock
+    ServedModel("risk", "credit-scorer", "breast_cancer", 2_500, 60.0, business_hours=(7, 19)),
+    # its first version still takes some traffic, on a smaller server: cheaper per request
+    ServedModel(
+        "risk", "credit-scorer", "breast_cancer", 1_250, 20.0, version=1, business_hours=(7, 19)
+    ),
     ServedModel("nlp", "support-assistant", "", 1_200, 2_100.0),
 )
 
@@ -64,7 +71,7 @@ def serve_traffic(*, seconds: float = 12.0, window_s: float = 4.0) -> dict[str, 
     meter = InferenceMeter(window_s=window_s, tracking_uri=mlflow.get_tracking_uri(), elect=False)
     models = []
     for spec in SERVED:
-        if not spec.dataset:
+        if not spec.dataset or spec.version is not None:  # live traffic: the newest version
             continue
         version = latest_version(spec.model_name)
         model = metered(f"models:/{spec.model_name}/{version}", team=spec.team, meter=meter)
@@ -148,22 +155,19 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
     with plugin_off():
         exp = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
         exp_id = exp.experiment_id if exp else client.create_experiment(DEFAULT_EXPERIMENT)
-        by_day: dict[tuple[str, str], list[datetime]] = {}
+        by_day: dict[str, list[datetime]] = {}
         for hour in _hour_windows(now):
-            for spec in SERVED:
-                by_day.setdefault((spec.model_name, hour.date().isoformat()), []).append(hour)
+            by_day.setdefault(hour.date().isoformat(), []).append(hour)
         for spec in SERVED:
             team = profiles[spec.team]
-            version = latest_version(spec.model_name)
-            days = sorted(d for (m, d) in by_day if m == spec.model_name)
-            for day in days:
-                hours = by_day[(spec.model_name, day)]
+            version = spec.version or latest_version(spec.model_name)
+            for day, hours in sorted(by_day.items()):
                 intensity, source = intensity_of(team.zone, hours[0].year)
                 start_ms = int(hours[0].timestamp() * contract.MS_PER_S)
                 run = client.create_run(
                     exp_id,
                     start_time=start_ms,
-                    run_name=f"synthetic-inference {spec.model_name} {day}",
+                    run_name=f"synthetic-inference {spec.model_name} v{version} {day}",
                 )
                 totals: dict[str, float] = {"gpu": 0.0, "cpu": 0.0, "ram": 0.0}
                 requests_total = 0
@@ -172,6 +176,10 @@ def write_inference_history(now: datetime | None = None) -> list[str]:
                     daily = 0.35 + 0.65 * max(0.0, 1 - abs(hour.hour - 14) / 10)  # daytime peak
                     growth = 1 + 0.6 * (1 - (now - hour).days / HISTORY_DAYS)
                     requests = int(spec.requests_per_hour * daily * growth * rng.uniform(0.8, 1.2))
+                    if spec.business_hours and not (
+                        spec.business_hours[0] <= hour.hour < spec.business_hours[1]
+                    ):
+                        requests = 0
                     w = _window_metrics(spec, requests, team.pue, intensity)
                     ts = int(hour.timestamp() * contract.MS_PER_S)
                     metrics += [Metric(k, float(v), ts, step) for k, v in w.items()]

@@ -163,6 +163,17 @@ def mlflow_model_url(source_uri: str, model_name: str, version: int | None = Non
     return base + path + (f"/versions/{version}" if version is not None else "")
 
 
+def model_mlflow_url(engine: Engine, *, model_name: str) -> str | None:
+    """Link to a registered model in the MLflow UI of the first source that holds it."""
+    df = frame(
+        engine,
+        "SELECT s.uri FROM registered_models rm JOIN tracking_sources s ON s.id = rm.source_id "
+        "WHERE rm.name = :name ORDER BY s.id LIMIT 1",
+        name=model_name,
+    )
+    return mlflow_model_url(str(df.uri.iloc[0]), model_name) if len(df) else None
+
+
 def mlflow_run_url(source_uri: str, experiment_id: str, run_id: str) -> str | None:
     """Link to the run in the MLflow UI (``None`` for a non-HTTP store such as SQLite)."""
     base = mlflow_base_url(source_uri)

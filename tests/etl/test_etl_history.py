@@ -90,3 +90,31 @@ def test_downsample_and_keys() -> None:
         ["val_loss", "lr", "eval_accuracy", contract.M_ENERGY_KWH], ["val*loss", "eval*acc*"]
     )
     assert keys == ["eval_accuracy", "val_loss", contract.M_ENERGY_KWH]
+
+
+@pytest.mark.parametrize("read", ["client", "store"])
+def test_energy_history_alone_only_from_a_direct_store_read(
+    ledger: Engine, client: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    from mlflow.entities import Metric
+
+    from carbonledger.settings import get_settings
+
+    monkeypatch.setenv("CARBONLEDGER_ETL_READ", read)
+    get_settings.cache_clear()
+    run_id = client.create_run(client.create_experiment("e"), start_time=T0_MS).info.run_id
+    final = metered_metrics(gpu=1.0, cpu=0.0, ram=0.0)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, T0_MS + 60_000, 1) for k, v in final.items()]
+        + [Metric(contract.M_ENERGY_KWH, 0.5, T0_MS + 30_000, 0)],
+        tags=[],
+    )
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in metered_tags().items()])
+    client.set_terminated(run_id, end_time=T0_MS + 3_600_000)
+    run_etl(ledger, mlflow_uris=[mlflow_uri])
+    kept = _points(ledger, run_id)
+    # a REST read costs one request per key and run: no objective metric, no history
+    assert kept == ({} if read == "client" else {contract.M_ENERGY_KWH: [(0, 0.5), (1, 1.0)]})
