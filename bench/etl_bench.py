@@ -14,6 +14,9 @@ MLflow's own tables (SQLite file on tmpfs; PostgreSQL database created by MLflow
    merge, fresh ledger each round) vs a raw COPY of the same rows into index-free copies of
    ``runs`` (text ``write_row``, as before, and binary) and, second figure, of ``runs`` +
    ``run_energy``.
+5. **Hourly matching** (``--hourly-only``): full loads of the SQLite store with hourly matching
+   (each run's ``carbon/energy_kwh`` history read and its energy spread over its hours) and
+   without (``CARBONLEDGER_ETL_HOURLY=false``), interleaved; medians and their ratio.
 4. **Big store** (``--big-pg-runs``): full load of a PostgreSQL-backed store as a CLI process,
    its wall time and peak memory (max RSS), then the no-change pass.
 
@@ -70,6 +73,10 @@ def fresh_ledger(url: str) -> tuple[Any, str]:
     migrate.upgrade(engine)
     with engine.begin() as conn:
         seed_emission_factors(conn, factors=shipped_factors())
+        if os.environ.get("CARBONLEDGER_ETL_HOURLY", "true").lower() != "false":
+            from carbonledger.ledger.hourly_factors import seed_hourly_factors
+
+            seed_hourly_factors(conn, zones=["DE"])  # the stores' zone
     return engine, url
 
 
@@ -182,6 +189,31 @@ def compare(name: str, uri: str, ledger: str, pg: str | None, args: Any) -> dict
         + f"\n  no-change pass: {out['nochange_in_process_s']:.3f} s in-process, CLI wall "
         f"{out['nochange_cli_store_s']:.2f} s (direct) / {out['nochange_cli_client_s']:.2f} s "
         "(client)",
+        flush=True,
+    )
+    return out
+
+
+def hourly_cost(uri: str, ledger: str, pg: str | None, reps: int) -> dict[str, Any]:
+    """Full loads with hourly matching (hours + metric histories) vs without, interleaved."""
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    loaded = 0
+    for _ in range(reps):
+        for mode in ("off", "on"):
+            os.environ["CARBONLEDGER_ETL_HOURLY"] = "true" if mode == "on" else "false"
+            seconds, loaded = full_load(uri, ledger, pg, "store")
+            times[mode].append(seconds)
+    os.environ.pop("CARBONLEDGER_ETL_HOURLY", None)
+    out: dict[str, Any] = {
+        "runs": loaded,
+        "without_hourly_s": statistics.median(times["off"]),
+        "with_hourly_s": statistics.median(times["on"]),
+        "loads_s": times,
+    }
+    out["ratio"] = out["with_hourly_s"] / out["without_hourly_s"]
+    print(
+        f"hourly matching: {loaded} runs; full load {out['without_hourly_s']:.2f} s without, "
+        f"{out['with_hourly_s']:.2f} s with: x{out['ratio']:.2f}",
         flush=True,
     )
     return out
@@ -316,10 +348,22 @@ def main() -> None:
     parser.add_argument("--big-pg-store", default="cl_mlflow_bench_big")
     parser.add_argument("--client-load", action="store_true", help="also a client-path load")
     parser.add_argument("--skip", nargs="*", default=[], help="sqlite, postgresql, write, big")
+    parser.add_argument(
+        "--hourly-only",
+        action="store_true",
+        help="only the hourly-matching cost: SQLite store -> SQLite ledger, with vs without",
+    )
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
 
     results: dict[str, Any] = {"argv": sys.argv[1:]}
+    if args.hourly_only:
+        uri = generate(args.store, args.runs, args.workers, args.api_runs)
+        ledger = f"sqlite:///{args.sqlite_ledger}"
+        results["hourly"] = hourly_cost(uri, ledger, None, args.reps)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2, default=str))
+        return
     if "sqlite" not in args.skip:
         uri = generate(args.store, args.runs, args.workers, args.api_runs)
         ledger = f"sqlite:///{args.sqlite_ledger}"

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
         "auto (SQL on MLflow's tables when the schema revision is a tested one, else the "
         "MLflow client), client, or store (SQL only; fail instead of falling back).",
     )
+    etl_hourly: bool = Field(
+        True,
+        description="Spread each run's and window's energy over its UTC hours (hourly factors).",
+    )
     etl_hourly_history: bool = Field(
         True,
         description="Spread a run's energy over its hours by its cumulative energy history.",

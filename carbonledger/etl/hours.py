@@ -115,7 +115,10 @@ def _epoch_s(values: Iterable[Any]) -> np.ndarray:
 
 
 def _records(conn: Connection, sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    rows = [tuple(r) for r in conn.execute(text(sql), params).all()]
+    stmt = text(sql)
+    if "runs" in params:
+        stmt = stmt.bindparams(bindparam("runs", expanding=True))
+    rows = [tuple(r) for r in conn.execute(stmt, params).all()]
     frame = pd.DataFrame(
         rows,
         columns=["record_pk", "run_id", "start", "end", "zone", "energy_kwh", "facility"],
@@ -168,7 +171,8 @@ _RUNS = (
 _WINDOWS = (
     "SELECT w.id, w.run_id, w.window_start, w.window_end, COALESCE(w.grid_zone, 'WORLD'), "
     "w.energy_kwh, w.facility_energy_kwh FROM inference_windows w "
-    "WHERE w.source_id = :source AND w.window_end IS NOT NULL AND NOT EXISTS "
+    "WHERE w.source_id = :source AND w.window_end IS NOT NULL AND w.run_id IN :runs "
+    "AND NOT EXISTS "
     "(SELECT 1 FROM activity_energy_hours h WHERE h.record_kind = 'window' "
     "AND h.record_pk = w.id)"
 )
@@ -202,6 +206,11 @@ def write_run_hours(
     return write_hours(conn, "run", runs, history)
 
 
-def write_window_hours(conn: Connection, source_id: int) -> int:
-    """Hours of the serving windows of ``source_id`` that have none yet (even spread)."""
-    return write_hours(conn, "window", _records(conn, _WINDOWS, {"source": source_id}))
+def write_window_hours(conn: Connection, source_id: int, run_ids: Sequence[str]) -> int:
+    """Hours of the windows of the inference runs ``run_ids`` that have none (even spread)."""
+    written = 0
+    ids = list(run_ids)
+    for i in range(0, len(ids), 500):
+        params = {"source": source_id, "runs": ids[i : i + 500]}
+        written += write_hours(conn, "window", _records(conn, _WINDOWS, params))
+    return written

@@ -196,8 +196,10 @@ def _load_source(
             progress(uri, len(seen))
     loader.resolve_quarantine()
     counts = loader.merge()
-    use_history = get_settings().etl_hourly_history
-    write_run_hours(conn, source, source_id, loader.touched(), use_history=use_history)
+    settings = get_settings()
+    if settings.etl_hourly:
+        touched = loader.touched()
+        write_run_hours(conn, source, source_id, touched, use_history=settings.etl_hourly_history)
     loader.close()
     summary.loaded, summary.updated, summary.unchanged = (
         counts.loaded,
@@ -206,7 +208,8 @@ def _load_source(
     )
     windows = load_run_windows(conn, source, source_id, inference_runs, full=full)
     summary.windows = windows.loaded + windows.updated
-    write_window_hours(conn, source_id)
+    if settings.etl_hourly and inference_runs:
+        write_window_hours(conn, source_id, [run.info.run_id for run, _ in inference_runs])
     rejected += windows.rejected
     loader.quarantine(rejected)
     summary.quarantined = Counter(r.reason for r in rejected)

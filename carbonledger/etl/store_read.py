@@ -393,16 +393,21 @@ class StoreReader:
         MLflow's ``get_metric_history`` orders by timestamp, step, value; so does this.
         """
         m = METRICS.c
-        stmt = (
-            select(m.run_uuid, m.key, m.value, m.timestamp, m.step, m.is_nan)
-            .where(m.run_uuid == bindparam("run"), m.key.in_(list(keys)))
-            .order_by(m.key, m.timestamp, m.step, m.value)
+        stmt = select(m.run_uuid, m.key, m.value, m.timestamp, m.step, m.is_nan).where(
+            m.key.in_(list(keys))
         )
-        for run_id in run_ids:
-            history: dict[str, list[Metric]] = {key: [] for key in keys}
-            for row in self._raw(stmt, {"run": run_id}):
-                history[row[1]].append(_metric(row))
-            yield run_id, history
+        ids = list(run_ids)
+        for start in range(0, len(ids), ID_CHUNK):  # one query per chunk of runs, not per run
+            chunk = ids[start : start + ID_CHUNK]
+            grouped: dict[str, list[Any]] = defaultdict(list)
+            for row in self._by_ids(stmt, chunk):
+                grouped[row[0]].append(row)
+            for run_id in chunk:
+                history: dict[str, list[Metric]] = {key: [] for key in keys}
+                rows = sorted(grouped.get(run_id, ()), key=lambda r: (r[1], r[3], r[4], r[2]))
+                for row in rows:
+                    history[row[1]].append(_metric(row))
+                yield run_id, history
 
     # -- registry ------------------------------------------------------------------------------
     def registered_models(self, *, updated_since_ms: int | None) -> list[RegisteredModelInfo]:

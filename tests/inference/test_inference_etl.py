@@ -191,3 +191,42 @@ def test_a_window_ending_after_year_9999_is_quarantined(
     assert summary.windows == 1 and summary.quarantined == {"invalid-field": 1}
     [q] = rows(ledger, "SELECT record_id, detail FROM quarantine")
     assert q.record_id == f"{run.info.run_id}/window/7" and "ends after 9999" in q.detail
+
+
+def test_windows_are_matched_hour_by_hour_with_the_profile_estimate_after_2023(
+    ledger: Engine, make_meter: Callable[..., InferenceMeter], clock: FakeClock, mlflow_uri: str
+) -> None:
+    import csv
+    import gzip
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from carbonledger.ledger.hourly_factors import seed_hourly_factors
+
+    shared = Path("/work/shared/data/intensity/hourly/DE-LU_2023_hourly.csv.gz")
+    if not shared.is_file():
+        pytest.skip("shared hourly data not here")
+    with ledger.begin() as conn:
+        seed_hourly_factors(conn, zones=["DE"])
+    serve(make_meter(team="risk"), clock, [10, 0, 30])  # 2024-06-01 00:00, a Saturday
+    run_etl(ledger, mlflow_uris=[mlflow_uri])
+
+    with gzip.open(shared, "rt", encoding="utf-8") as fh:
+        de = [
+            (datetime.fromisoformat(r["Datetime (UTC)"]).replace(tzinfo=UTC),
+             float(r["Carbon Intensity gCO₂eq/kWh (LCA)"]))
+            for r in csv.DictReader(fh)
+        ]  # fmt: skip
+    mean = sum(v for _, v in de) / len(de)
+    cell = [v for t, v in de if t.month == 6 and t.hour == 0 and t.weekday() >= 5]
+    ratio = sum(cell) / len(cell) / mean
+    windows = rows(
+        ledger,
+        "SELECT facility_energy_kwh, co2e_location_kg, intensity_method, "
+        "co2e_location_yearly_kg FROM inference_co2e",
+    )
+    assert len(windows) == 3
+    for w in windows:
+        assert w.intensity_method == "hourly-profile-estimate"
+        assert w.co2e_location_kg == pytest.approx(w.facility_energy_kwh * ratio * 380.0 / 1000)
+        assert w.co2e_location_yearly_kg == pytest.approx(w.facility_energy_kwh * 380.0 / 1000)
