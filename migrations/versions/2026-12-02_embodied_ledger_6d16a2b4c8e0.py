@@ -31,6 +31,7 @@ NEW_VIEWS = (
     "current_embodied_factors",
     "v_run_embodied",
     "v_window_embodied",
+    "run_energy_uncertainty",
     "v_run_uncertainty",
     "v_sci",
 )
@@ -98,48 +99,66 @@ SELECT x.*, {m} AS embodied_co2e_kg
 FROM x
 """
 
-# One row per run and error source (docs/methodology.md "Uncertainty"): each component's
-# energy method (least certain part of a method joined by +; a method the table lacks counts
-# as "(unknown)"), and the intensity method. Equal keys of a run add linearly.
+# Per component of a run: its energy method's error source and relative uncertainty
+# (docs/methodology.md "Uncertainty"): a listed method's own (by the table's key), else the
+# least certain part of a method joined by +, a part the table lacks counting as
+# "(unknown)". No aggregate, so a filter on run_pk reaches run_energy's index.
+RUN_ENERGY_UNCERTAINTY = """
+CREATE VIEW run_energy_uncertainty AS
+SELECT re.run_pk, re.component,
+       'energy:' || COALESCE(NULLIF(re.method, ''), 'unknown') AS uncertainty_key,
+       re.energy_kwh,
+       COALESCE(
+           (SELECT t.relative_uncertainty FROM energy_method_uncertainty t
+            WHERE t.method = re.method AND t.method <> '{unknown}'),
+           (SELECT CASE WHEN COUNT(*) < {n_parts}
+                         AND COALESCE(MAX(t.relative_uncertainty), 0.0) < {u_unknown}
+                        THEN {u_unknown} ELSE MAX(t.relative_uncertainty) END
+            FROM energy_method_uncertainty t
+            WHERE '+' || COALESCE(re.method, '') || '+' LIKE '%+' || t.method || '+%')
+       ) AS relative_uncertainty
+FROM run_energy re
+"""
+_N_PARTS = (
+    "(LENGTH(COALESCE(re.method, '')) - LENGTH(REPLACE(COALESCE(re.method, ''), '+', '')) + 1)"
+)
+_U_UNKNOWN = (
+    "(SELECT u.relative_uncertainty FROM energy_method_uncertainty u WHERE u.method = '{unknown}')"
+)
+
+# The intensity method of a run's location-based factor (until runs record one).
+_INTENSITY_METHOD = "CASE WHEN {zone} = 'WORLD' THEN '{world}' ELSE '{yearly}' END"
+
+# One row per run and error source: each energy method (equal keys of a run add linearly)
+# and the intensity method.
 V_RUN_UNCERTAINTY = """
 CREATE VIEW v_run_uncertainty AS
-WITH p AS (
-    SELECT re.run_pk, COALESCE(re.method, '') AS method, re.energy_kwh,
-           '+' || COALESCE(re.method, '') || '+' AS padded,
-           LENGTH(COALESCE(re.method, '')) - LENGTH(REPLACE(COALESCE(re.method, ''), '+', ''))
-               + 1 AS n_parts
-    FROM run_energy re
-), u AS (
-    SELECT p.run_pk, p.method, p.energy_kwh, p.n_parts,
-           (SELECT MAX(t.relative_uncertainty) FROM energy_method_uncertainty t
-            WHERE p.padded LIKE '%+' || t.method || '+%') AS u_known,
-           (SELECT COUNT(*) FROM energy_method_uncertainty t
-            WHERE p.padded LIKE '%+' || t.method || '+%') AS n_known,
-           (SELECT t.relative_uncertainty FROM energy_method_uncertainty t
-            WHERE t.method = '{unknown}') AS u_unknown
-    FROM p
-), e AS (
-    SELECT u.run_pk,
-           'energy:' || CASE WHEN u.method = '' THEN 'unknown' ELSE u.method END AS key,
-           CASE WHEN u.n_known < u.n_parts AND (u.u_known IS NULL OR u.u_known < u.u_unknown)
-                THEN u.u_unknown ELSE u.u_known END AS relative_uncertainty,
-           u.energy_kwh
-    FROM u
-), i AS (
-    SELECT c.run_pk, CASE WHEN c.zone = 'WORLD' THEN '{world}' ELSE '{yearly}' END AS method,
-           c.co2e_location_kg
-    FROM run_co2e c
-)
-SELECT e.run_pk, e.key AS uncertainty_key, MAX(e.relative_uncertainty) AS relative_uncertainty,
-       SUM(e.relative_uncertainty * e.energy_kwh * c.pue * c.location_intensity_g_per_kwh
-           / 1000.0) AS sigma_kg
-FROM e JOIN run_co2e c ON c.run_pk = e.run_pk
-GROUP BY e.run_pk, e.key
+SELECT e.run_pk, e.uncertainty_key, MAX(e.relative_uncertainty) AS relative_uncertainty,
+       SUM(e.relative_uncertainty * e.energy_kwh) * c.pue * c.location_intensity_g_per_kwh
+           / 1000.0 AS sigma_kg
+FROM run_energy_uncertainty e JOIN run_co2e c ON c.run_pk = e.run_pk
+GROUP BY e.run_pk, e.uncertainty_key, c.pue, c.location_intensity_g_per_kwh
 UNION ALL
-SELECT i.run_pk, 'intensity:' || i.method, t.relative_uncertainty,
-       t.relative_uncertainty * i.co2e_location_kg
-FROM i JOIN intensity_method_uncertainty t ON t.intensity_method = i.method
+SELECT c.run_pk, 'intensity:' || t.intensity_method, t.relative_uncertainty,
+       t.relative_uncertainty * c.co2e_location_kg
+FROM run_co2e c JOIN intensity_method_uncertainty t ON t.intensity_method = {method}
 """
+
+# A run's combined standard uncertainty (kg), for v_run_emissions: a correlated scalar, so
+# only the runs a query selects are computed. Sum over pairs of components with the same
+# key of (u x kWh)(u x kWh) = sum over keys of (the key's u x kWh)^2 (linear within a key).
+_RUN_SIGMA_KG = """SQRT(
+    COALESCE((SELECT SUM(a.relative_uncertainty * a.energy_kwh
+                         * b.relative_uncertainty * b.energy_kwh)
+              FROM run_energy_uncertainty a JOIN run_energy_uncertainty b
+                  ON b.run_pk = a.run_pk AND b.uncertainty_key = a.uncertainty_key
+              WHERE a.run_pk = c.run_pk), 0.0)
+        * (c.pue * c.location_intensity_g_per_kwh / 1000.0)
+        * (c.pue * c.location_intensity_g_per_kwh / 1000.0)
+    + ((SELECT t.relative_uncertainty FROM intensity_method_uncertainty t
+        WHERE t.intensity_method = {method}) * c.co2e_location_kg)
+      * ((SELECT t.relative_uncertainty FROM intensity_method_uncertainty t
+          WHERE t.intensity_method = {method}) * c.co2e_location_kg))"""
 
 # SCI = ((E x I) + M) / R (location-based, as the specification requires): per model version
 # with R = requests, and per training run with R = 1 run.
@@ -185,13 +204,11 @@ V_RUN_EMISSIONS = """
 {create} VIEW v_run_emissions AS
 SELECT c.*, {month} AS month, m.embodied_co2e_kg, m.lifetime_years AS embodied_lifetime_years,
        CASE WHEN c.co2e_location_kg > 0
-            THEN c.co2e_location_kg * c.co2e_location_kg / (c.co2e_location_kg + u.sigma_kg)
+            THEN c.co2e_location_kg * c.co2e_location_kg / (c.co2e_location_kg + {sigma})
             ELSE c.co2e_location_kg END AS co2e_location_low_kg,
-       c.co2e_location_kg + COALESCE(u.sigma_kg, 0.0) AS co2e_location_high_kg
+       c.co2e_location_kg + COALESCE({sigma}, 0.0) AS co2e_location_high_kg
 FROM run_co2e c
 LEFT JOIN v_run_embodied m ON m.run_pk = c.run_pk
-LEFT JOIN (SELECT run_pk, SQRT(SUM(sigma_kg * sigma_kg)) AS sigma_kg
-           FROM v_run_uncertainty GROUP BY run_pk) u ON u.run_pk = c.run_pk
 """
 
 
@@ -332,20 +349,29 @@ def upgrade() -> None:
             m=window_m,
         )
     )
+    method = _INTENSITY_METHOD.format(
+        zone="c.zone", world=c.INTENSITY_WORLD_DEFAULT, yearly=c.INTENSITY_YEARLY
+    )
     op.execute(
-        V_RUN_UNCERTAINTY.format(
-            unknown=UNKNOWN_METHOD, world=c.INTENSITY_WORLD_DEFAULT, yearly=c.INTENSITY_YEARLY
+        RUN_ENERGY_UNCERTAINTY.format(
+            unknown=UNKNOWN_METHOD,
+            n_parts=_N_PARTS,
+            u_unknown=_U_UNKNOWN.format(unknown=UNKNOWN_METHOD),
         )
     )
+    op.execute(V_RUN_UNCERTAINTY.format(method=method))
     op.execute(V_SCI.format(g_per_kg=repr(float(c.G_PER_KG))))
     _security_invoker(NEW_VIEWS)
     # Last: v_run_emissions with the new columns appended.
     month = _fmt_month(dialect, "c.start_time")
+    sigma = _RUN_SIGMA_KG.format(method=method)
     if dialect == "postgresql":
-        op.execute(V_RUN_EMISSIONS.format(create="CREATE OR REPLACE", month=month))
+        op.execute(
+            V_RUN_EMISSIONS.format(create="CREATE OR REPLACE", month=month, sigma=sigma)
+        )
     else:
         op.execute("DROP VIEW v_run_emissions")
-        op.execute(V_RUN_EMISSIONS.format(create="CREATE", month=month))
+        op.execute(V_RUN_EMISSIONS.format(create="CREATE", month=month, sigma=sigma))
     _security_invoker(["v_run_emissions"])
 
 
