@@ -199,16 +199,21 @@ SELECT s.*,
 FROM s
 """
 
-# v_run_emissions of 3f9c1d2e7a64 with embodied and the operational range appended.
+# v_run_emissions of 3f9c1d2e7a64 with embodied and the operational range appended, as
+# correlated scalars: only the runs a query selects are computed (a join would make
+# PostgreSQL build v_run_embodied for every run).
 V_RUN_EMISSIONS = """
 {create} VIEW v_run_emissions AS
-SELECT c.*, {month} AS month, m.embodied_co2e_kg, m.lifetime_years AS embodied_lifetime_years,
+SELECT c.*, {month} AS month,
+       (SELECT m.embodied_co2e_kg FROM v_run_embodied m WHERE m.run_pk = c.run_pk)
+           AS embodied_co2e_kg,
+       (SELECT m.lifetime_years FROM v_run_embodied m WHERE m.run_pk = c.run_pk)
+           AS embodied_lifetime_years,
        CASE WHEN c.co2e_location_kg > 0
             THEN c.co2e_location_kg * c.co2e_location_kg / (c.co2e_location_kg + {sigma})
             ELSE c.co2e_location_kg END AS co2e_location_low_kg,
        c.co2e_location_kg + COALESCE({sigma}, 0.0) AS co2e_location_high_kg
 FROM run_co2e c
-LEFT JOIN v_run_embodied m ON m.run_pk = c.run_pk
 """
 
 
