@@ -209,3 +209,36 @@ def test_serving_windows_are_charged_by_their_own_length_with_the_serving_runs_s
     assert sci["sci_co2e_g_per_unit"] == pytest.approx(
         (operational + 3 * per_window) * 1000 / 600, rel=1e-9
     )
+
+
+def test_the_upgrade_clears_mlflow_cursors_and_a_run_not_yet_recorded_says_so(
+    ledger_url: str, client: Any, mlflow_uri: str
+) -> None:
+    from cl_ledger_fixtures import TEST_FACTORS
+
+    from carbonledger.ledger import create_ledger_engine, migrate, seed_emission_factors
+
+    engine = create_ledger_engine(ledger_url)
+    migrate.upgrade(engine, "3f9c1d2e7a64")
+    with engine.begin() as conn:
+        seed_emission_factors(conn, factors=TEST_FACTORS)
+    exp = client.create_experiment("llm")
+    run_id = make_run(client, exp, metrics=metered_metrics(duration_s=TEN_HOURS_S), tags=p4d_tags())
+    with engine.begin() as conn:  # what a pass of the previous version left: a cursor
+        conn.exec_driver_sql(
+            "INSERT INTO tracking_sources (uri, kind) VALUES ('file:///old', 'mlflow')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO etl_state (source_id, end_time_boundary_ids, heartbeat_boundary_ids, "
+            "last_summary) SELECT id, '[]', '[]', '{}' FROM tracking_sources"
+        )
+    migrate.upgrade(engine, "head")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM etl_state").scalar_one() == 0
+    _etl(engine, mlflow_uri)
+    assert _row(engine, "v_run_embodied", run_id)["embodied_co2e_kg"] > 0
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM run_embodied")
+    row = _row(engine, "v_run_embodied", run_id)
+    assert row["embodied_co2e_kg"] is None and row["reason_code"] == "not-resolved"
+    engine.dispose()
