@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from carbonledger import contract as c
 
@@ -153,20 +154,28 @@ def reservation_from_hardware(
     )
 
 
+def hardware_from_tags(tags: Mapping[str, str]) -> dict[str, Any]:
+    """The hardware a run's tags record, parsed (``reservation_from_hardware``'s arguments).
+
+    What the ledger keeps in ``run_embodied``.
+    """
+    return {
+        "instance_type": _text(tags.get(c.TAG_INSTANCE_TYPE)),
+        "cloud_provider": _text(tags.get(c.TAG_CLOUD_PROVIDER)),
+        "host_model": _text(tags.get(c.TAG_HOST_MODEL)),
+        "gpu_model": _text(tags.get(c.TAG_GPU_MODEL)),
+        "gpu_count": _count(tags.get(c.TAG_GPU_COUNT)),
+        "gpu_count_host": _count(tags.get(c.TAG_GPU_COUNT_HOST)),
+        "cpu_count": _count(tags.get(c.TAG_CPU_COUNT)),
+        "cpu_count_used": _count(tags.get(c.TAG_CPU_COUNT_USED)),
+        "ram_gb": _gb(tags.get(c.TAG_RAM_GB)),
+    }
+
+
 def reservation_from_tags(tags: Mapping[str, str]) -> Reservation | Unavailable:
     """What a run reserved, from its MLflow tags (the ETL calls this for every run).
 
     Reads the plugin's host and hardware tags (docs/plugin.md); see the module docstring for
     older runs and runs of other tools.
     """
-    return reservation_from_hardware(
-        instance_type=tags.get(c.TAG_INSTANCE_TYPE),
-        cloud_provider=tags.get(c.TAG_CLOUD_PROVIDER),
-        host_model=tags.get(c.TAG_HOST_MODEL),
-        gpu_model=tags.get(c.TAG_GPU_MODEL),
-        gpu_count=_count(tags.get(c.TAG_GPU_COUNT)),
-        gpu_count_host=_count(tags.get(c.TAG_GPU_COUNT_HOST)),
-        cpu_count=_count(tags.get(c.TAG_CPU_COUNT)),
-        cpu_count_used=_count(tags.get(c.TAG_CPU_COUNT_USED)),
-        ram_gb=_gb(tags.get(c.TAG_RAM_GB)),
-    )
+    return reservation_from_hardware(**hardware_from_tags(tags))

@@ -6,20 +6,22 @@ On PostgreSQL rows reach the staging tables through binary ``COPY`` (psycopg 3);
 through the DBAPI's ``executemany``. The merge is ``INSERT ... SELECT ... ON CONFLICT
 (source_id, run_id) DO UPDATE`` on both, after unchanged rows (same content hash) were removed
 from staging. On PostgreSQL, runs the ledger does not hold yet skip staging: ``copy_new_runs``
-copies them straight into ``runs`` and ``run_energy`` (same rows, same counts).
+copies them straight into ``runs`` and ``run_energy`` (same rows, same counts). Every staged
+run's reservation goes to ``run_embodied`` (``carbonledger.etl.embodied``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from carbonledger.etl import embodied
 from carbonledger.etl.attribution import AttributionCounts, attribute
 from carbonledger.etl.transform import Rejected, RunRecord
 from carbonledger.ledger.models import Quarantine, Run, RunEnergy
@@ -46,6 +48,7 @@ class MergeCounts:
     updated: int = 0
     unchanged: int = 0
     attribution: AttributionCounts = AttributionCounts()
+    embodied: embodied.RefreshCounts = field(default_factory=embodied.RefreshCounts)
 
 
 class Loader:
@@ -76,7 +79,10 @@ class Loader:
         self.stage_new = Table(
             _STAGE_NEW, meta, Column("run_id", run_cols["run_id"].type), prefixes=["TEMPORARY"]
         )
-        for table in (self.stage_runs, self.stage_energy, self.stage_new):
+        self.stage_embodied = embodied.stage_table(meta)
+        self.lifetime_years = embodied.lifetime_years()
+        self.embodied_staged = 0
+        for table in (self.stage_runs, self.stage_energy, self.stage_new, self.stage_embodied):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
             table.create(conn)
 
@@ -86,6 +92,12 @@ class Loader:
         if not records:
             return
         runs = [{**r.row, "source_id": self.source_id, "is_stale": False} for r in records]
+        held = [
+            embodied.staged_row(r.row, r.hardware, lifetime_years=self.lifetime_years)
+            for r in records
+        ]
+        self._write(self.stage_embodied, embodied.STAGE_COLUMNS, held)
+        self.embodied_staged += len(held)
         energy = [{"run_id": r.row["run_id"], **e} for r in records for e in r.energy]
         if self.postgres:  # runs new to the ledger skip staging (see copy_new_runs)
             runs, energy, new_ids = copy_new_runs(self.conn, self.source_id, runs, energy)
@@ -117,6 +129,8 @@ class Loader:
             self._upsert(counts)
         if self.staged or self.direct:
             counts.attribution = attribute(self.conn, self.source_id, self.touched())
+        if self.embodied_staged:
+            counts.embodied = embodied.merge(self.conn, self.source_id)
         return counts
 
     def touched(self) -> str:
@@ -172,7 +186,7 @@ class Loader:
 
     def close(self) -> None:
         """Drop the staging tables (still inside the transaction)."""
-        for name in (_STAGE_RUNS, _STAGE_ENERGY, _STAGE_NEW):
+        for name in (_STAGE_RUNS, _STAGE_ENERGY, _STAGE_NEW, embodied.STAGE):
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
     # -- quarantine and stale runs ---------------------------------------------------------

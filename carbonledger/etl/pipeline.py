@@ -1,9 +1,10 @@
 """One ETL pass over one or more tracking sources.
 
 For each source, in one transaction under the load lock: read the cursor, extract changed
-runs, validate, stage, upsert, load inference windows, sync the registry, mark stale runs and
-write the cursor. A pass that fails or is killed commits nothing. After the sources, one
-budget pass syncs ``budgets.yaml``, records and posts alerts and writes status tags.
+runs, validate, stage, upsert (with what each run reserved), load inference windows, sync the
+registry, mark stale runs and write the cursor. A pass that fails or is killed commits
+nothing. After the sources, one budget pass syncs ``budgets.yaml``, records and posts alerts
+and writes status tags.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from carbonledger.budgets import check_budgets, load_budget_file
 from carbonledger.errors import EtlError, EtlLockedError
-from carbonledger.etl import registry
+from carbonledger.etl import embodied, registry
 from carbonledger.etl.history import store_metric_histories
 from carbonledger.etl.hours import write_run_hours, write_window_hours
 from carbonledger.etl.inference import inference_records, load_run_windows
@@ -201,6 +202,8 @@ def _load_source(
         touched = loader.touched()
         write_run_hours(conn, source, source_id, touched, use_history=settings.etl_hourly_history)
     loader.close()
+    if not loader.embodied_staged:  # a new override restates without a reload
+        counts.embodied = embodied.refresh_ledger(conn)
     summary.loaded, summary.updated, summary.unchanged = (
         counts.loaded,
         counts.updated,

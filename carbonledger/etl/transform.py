@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from carbonledger import contract as c
+from carbonledger.embodied.reservation import hardware_from_tags
 from carbonledger.errors import EtlError, UnknownLocationError
 from carbonledger.etl.teams import TeamRules, fallback_model_name, own_model_name, own_team_of
 from carbonledger.intensity.place import zone_of_tags
@@ -45,10 +46,14 @@ class TransformConfig:
 
 @dataclass(slots=True)
 class RunRecord:
-    """A validated run: the ``runs`` row (without ``source_id``) and its energy rows."""
+    """A validated run: ``runs`` row (no ``source_id``), energy rows, tagged hardware.
+
+    ``hardware`` is ``embodied.hardware_from_tags`` of its tags (empty: the row's columns).
+    """
 
     row: dict[str, Any]
     energy: list[dict[str, Any]]
+    hardware: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +294,9 @@ def _transform(run: Any, experiment: ExperimentInfo | None, config: TransformCon
         )
     set_totals(row, energy)
     check_row(row, energy)
-    row["content_hash"] = content_hash(row, energy)
-    return RunRecord(row, energy)
+    hardware = hardware_from_tags(tags)
+    row["content_hash"] = content_hash(row, [*energy, hardware])
+    return RunRecord(row, energy, hardware)
 
 
 def set_totals(row: dict[str, Any], energy: list[dict[str, Any]]) -> None:

@@ -3,12 +3,14 @@
 Modules: ``models`` (SQLAlchemy 2 tables with a constraint naming convention), ``engine``
 (engines and sessions; SQLite WAL and write lock), ``migrate`` (Alembic upgrade/downgrade from
 code), ``repositories`` (keyword-only read/write functions: sources, emission factors,
-lifecycle), ``rollup_models`` (reporting rollups and run metrics), ``access`` (team roles
-for PostgreSQL row-level security). CO2e is recomputed
-by the ``run_co2e`` view from the current factor versions.
+lifecycle), ``embodied_models`` and ``embodied`` (versioned embodied factors, per-run
+reservations, uncertainty tables), ``rollup_models`` (reporting rollups and run metrics),
+``access`` (team roles for PostgreSQL row-level security). CO2e is recomputed by the
+``run_co2e`` view from the current factor versions.
 """
 
 from carbonledger.ledger import access as _access  # noqa: F401 (team_roles of Base)
+from carbonledger.ledger import embodied_models as _embodied_models  # noqa: F401 (tables)
 from carbonledger.ledger import hourly_models as _hourly_models  # noqa: F401 (tables of Base)
 from carbonledger.ledger import rollup_models as _rollup_models  # noqa: F401 (tables of Base)
 from carbonledger.ledger.engine import create_ledger_engine, ledger_session, redact

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from carbonledger import __version__
 from carbonledger.errors import ReportingError
-from carbonledger.reporting import advice, lifecycle, methodology, queries, timing_report
+from carbonledger.reporting import advice, embodied, lifecycle, methodology, queries, timing_report
 from carbonledger.reporting.periods import Period
 
 FORMATS = ("md", "csv", "html")
@@ -51,6 +51,7 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
         ],
         columns=["figure", "value"],
     )
+    summary = pd.concat([summary, _footprint_rows(engine, period)], ignore_index=True)
     report = Report(period=period, totals=t)
     report.sections = {
         "Summary": summary,
@@ -59,6 +60,7 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
         "Scope 2 by zone (location- and market-based)": queries.scope2(engine, period=period),
         "Top emitting runs": queries.top_runs(engine, period=period, limit=top),
         "Where to cut": advice.where_to_cut(engine, period=period, top=top),
+        **embodied_sections(engine, period=period),
         "Budgets": lifecycle.budgets(engine).drop(columns=["thresholds_pct"], errors="ignore"),
         timing_report.section_title(): timing_report.timing_section(engine, period=period),
         "Emission factors in use": methodology.factors_in_use(engine, period=period),
@@ -67,6 +69,30 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
     }
     report.estimates = methodology.estimate_counts(engine, period=period)
     return report
+
+
+def _footprint_rows(engine: Engine, period: Period) -> pd.DataFrame:
+    """Summary rows beside Scope 2: its range, and embodied CO2e (Scope 3) with its own."""
+    f = embodied.total_with_range(engine, period=period)
+    return pd.DataFrame(
+        [
+            ("Location-based CO2e, low end of range (kg)", f.operational.low_kg),
+            ("Location-based CO2e, high end of range (kg)", f.operational.high_kg),
+            ("Embodied CO2e, Scope 3, not in the figures above (kg)", f.embodied.value_kg),
+            ("Embodied CO2e, low end of range (kg)", f.embodied.low_kg),
+            ("Embodied CO2e, high end of range (kg)", f.embodied.high_kg),
+            ("Records without an embodied figure", f.records_without_embodied),
+        ],
+        columns=["figure", "value"],
+    )
+
+
+def embodied_sections(engine: Engine, *, period: Period) -> dict[str, pd.DataFrame]:
+    """The report's "embodied and SCI" sections: Scope 3 per team, SCI per model version."""
+    return {
+        "Embodied CO2e (Scope 3) by team": embodied.embodied_by_team(engine, period=period),
+        "SCI per model version (per request, all time)": embodied.sci_by_version(engine),
+    }
 
 
 def render(report: Report, fmt: str) -> str:
