@@ -2,7 +2,8 @@
 
 Every table of the ledger is read by reflection (so new tables and columns are compared too).
 Left out: surrogate keys (an integer primary key ``id``; foreign keys to one are replaced by the
-referenced row, recursively, so ``run_energy.run_pk`` compares as the run it belongs to) and
+referenced row, recursively, so ``run_energy.run_pk`` compares as the run it belongs to, and
+so does ``activity_energy_hours.record_pk`` by its ``record_kind``) and
 load bookkeeping that differs between two loads of the same data (columns defaulting to the
 load time, ``etl_state.last_load_at`` and ``last_summary`` with its timings, the rollup
 watermarks). NaN compares equal to NaN, and floats compare to 12 significant digits: a sum in
@@ -31,6 +32,13 @@ BOOKKEEPING = {
     "quarantine": {"last_seen_at"},
 }
 SKIP_TABLES = {"alembic_version"}
+# Polymorphic references without a foreign key: (table, kind column, key column) -> kind -> table.
+POLYMORPHIC = {
+    ("activity_energy_hours", "record_kind", "record_pk"): {
+        "run": "runs",
+        "window": "inference_windows",
+    },
+}
 
 
 def _is_load_time(col: Any) -> bool:
@@ -102,6 +110,9 @@ def ledger_rows(engine: Engine) -> LedgerRows:
             value = row[col.name]
             if col.name in refs and value is not None:
                 value = resolve(refs[col.name], value)
+            for (table_name, kind, key), targets in POLYMORPHIC.items():
+                if name == table_name and col.name == key and row[kind] in targets:
+                    value = resolve(targets[row[kind]], value)
             items.append((col.name, _norm(value)))
         return tuple(items)
 
