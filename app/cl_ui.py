@@ -141,7 +141,7 @@ UNITS = (
     ("_w", "W"),
     ("_s", "s"),
 )
-WORDS = {"co2e": "CO2e", "pue": "PUE", "gpu": "GPU", "cpu": "CPU", "ram": "RAM", "id": "ID"}
+WORDS = {"co2e": "CO2e", "sci": "SCI", "pue": "PUE", "gpu": "GPU", "cpu": "CPU", "ram": "RAM", "id": "ID"}
 
 
 def human(column: str) -> str:
@@ -200,3 +200,32 @@ def kwh(value: float | None) -> str:
 def pct(value: float) -> str:
     """A share 0..1 as a percentage."""
     return f"{100.0 * value:.1f} %"
+
+
+def scopes(*, team: str | None = None, model: str | None = None, period: bool = True) -> None:
+    """Operational CO2e (Scope 2) with its range and embodied (Scope 3) beside it, apart."""
+    from carbonledger.reporting import embodied
+    from carbonledger.uncertainty import format_range_auto
+
+    t = q(embodied.total_with_range, period=period, team=team, model=model)
+    op, em = t.operational, t.embodied
+    lifetime = get_settings().embodied_lifetime_years
+    cols = st.columns(2)
+    cols[0].metric(
+        "Operational CO2e range (Scope 2)",
+        f"{kg(op.low_kg)} to {kg(op.high_kg)}",
+        help="Location-based; the range combines each method's documented uncertainty.",
+    )
+    cols[1].metric(
+        "Embodied CO2e (Scope 3)",
+        kg(em.value_kg),
+        help=f"Manufacturing share of the hardware reserved, {lifetime:g}-year lifetime; "
+        "not included in the Scope 2 figures.",
+    )
+    st.caption(
+        f"Scope 2 (location-based): {format_range_auto(op.value_kg, op.low_kg, op.high_kg)}. "
+        f"Scope 3 embodied, shown apart and never added to Scope 2: "
+        f"{format_range_auto(em.value_kg, em.low_kg, em.high_kg)} over a {lifetime:g}-year "
+        f"lifetime; {t.records_without_embodied:,} of {t.records:,} runs and serving windows "
+        "have no embodied figure (unknown hardware; the Methodology page says why)."
+    )

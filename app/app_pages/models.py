@@ -1,9 +1,9 @@
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-from cl_ui import filters, kg, labels, options, q, table
+from cl_ui import filters, kg, labels, options, q, scopes, table
 
-from carbonledger.reporting import lifecycle, runs
+from carbonledger.reporting import embodied, lifecycle, runs
 
 st.title("Models")
 _, model = filters(team=False, model=True)
@@ -24,6 +24,7 @@ cols[0].metric("Training CO2e", kg(lc.training_co2e_kg))
 cols[1].metric("Inference CO2e", kg(lc.inference_co2e_kg))
 cols[2].metric("Lifecycle CO2e", kg(lc.co2e_kg))
 cols[3].metric("Training runs", f"{lc.training_runs:,}")
+scopes(model=model, period=False)
 
 monthly = q(lifecycle.lifecycle_by_month, period=False, model_name=model)
 st.subheader("Lifecycle: training vs cumulative inference")
@@ -74,5 +75,9 @@ if len(per):
         key="per1000",
     )
 table(per, "per_1000_requests")
+st.subheader("SCI per request (Green Software Foundation)")
+sci = q(embodied.sci_by_version, period=False)
+table(sci[sci.model_name == model], "sci_per_request")
+st.caption("SCI = (operational + embodied CO2e of serving) / requests, location-based.")
 st.subheader("Versions")
 table(q(lifecycle.versions, period=False, model_name=model), "versions")

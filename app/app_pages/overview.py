@@ -1,6 +1,6 @@
 import plotly.express as px
 import streamlit as st
-from cl_ui import filters, kg, kwh, labels, pct, q, table
+from cl_ui import filters, kg, kwh, labels, pct, q, scopes, table
 
 from carbonledger.reporting import advice, queries
 
@@ -16,6 +16,7 @@ top[2].metric("Potential saving per year", kg(saving), help="Sum of the Cut page
 bottom[0].metric("Facility energy", kwh(t.facility_energy_kwh))
 bottom[1].metric("Estimated share", pct(t.estimated_share))
 bottom[2].metric("Inference share", pct(t.inference_share))
+scopes(team=team)
 st.page_link("app_pages/cut.py", label="Where to cut: the ranked recommendations")
 
 trend = q(queries.monthly_trend, team=team)

@@ -1,8 +1,8 @@
 import plotly.express as px
 import streamlit as st
-from cl_ui import filters, kg, labels, options, q, table
+from cl_ui import filters, kg, labels, options, q, scopes, table
 
-from carbonledger.reporting import lifecycle, queries, runs
+from carbonledger.reporting import embodied, lifecycle, queries, runs
 
 st.title("Teams")
 team, _ = filters()
@@ -15,9 +15,13 @@ cols = st.columns(3)
 cols[0].metric("Team CO2e location-based", kg(t.co2e_location_kg))
 cols[1].metric("Team CO2e market-based", kg(t.co2e_market_kg))
 cols[2].metric("Team training runs", f"{t.training_runs:,}")
+scopes(team=team)
 
 st.subheader("Models")
 table(q(queries.by_model, team=team), "team_models")
+st.subheader("Embodied CO2e (Scope 3)")
+mine = q(embodied.embodied_by_team)
+table(mine[mine.team == team], "team_embodied")
 st.subheader("Budgets")
 table(
     q(lifecycle.budgets, period=False, team=team).drop(columns=["thresholds_pct"]), "team_budgets"

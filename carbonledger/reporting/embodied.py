@@ -116,7 +116,7 @@ def _window_contributions(
     """Operational CO2e of the serving windows and its contributions, per method set."""
     df = frame(
         engine,
-        "SELECT i.methods, CASE WHEN i.zone = 'WORLD' THEN 1 ELSE 0 END AS world, "
+        "SELECT i.methods, i.intensity_method, "
         "SUM(w.gpu_energy_kwh * COALESCE(i.pue, 1.0) * i.location_intensity_g_per_kwh) "
         "/ 1000.0 AS gpu_kg, "
         "SUM(w.cpu_energy_kwh * COALESCE(i.pue, 1.0) * i.location_intensity_g_per_kwh) "
@@ -126,7 +126,7 @@ def _window_contributions(
         "FROM inference_co2e i JOIN inference_windows w ON w.id = i.window_pk "
         "JOIN v_window_embodied e ON e.window_pk = i.window_pk "
         f"WHERE {_filter('e.month', 'i.team')} AND {_window_model('i.model_name')} "
-        "GROUP BY i.methods, CASE WHEN i.zone = 'WORLD' THEN 1 ELSE 0 END",
+        "GROUP BY i.methods, i.intensity_method",
         **params,
     )
     total, parts = 0.0, []
@@ -147,7 +147,7 @@ def _window_contributions(
             parts.append(
                 Contribution(f"energy:{method or 'unknown'}", energy_uncertainty(method) * rest)
             )
-        intensity = c.INTENSITY_WORLD_DEFAULT if row.world else c.INTENSITY_YEARLY
+        intensity = str(row.intensity_method or c.INTENSITY_YEARLY)  # as activity_co2e chose
         parts.append(Contribution(f"intensity:{intensity}", intensity_uncertainty(intensity) * kg))
     return total, parts
 

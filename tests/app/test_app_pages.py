@@ -245,3 +245,44 @@ def test_no_snake_case_on_screen(app_ledger: Engine, page: str) -> None:
     if page in CHARTS_CHECKED:
         titles = _chart_titles(at)
         assert not [t for t in titles if "_" in t], (page, titles)
+
+
+def test_overview_shows_scope_3_apart_and_the_scope_2_range(app_ledger: Engine) -> None:
+    at = _open("overview")
+    with app_ledger.connect() as conn:
+        embodied = conn.execute(
+            text(
+                "SELECT COALESCE(SUM(embodied_co2e_kg), 0) FROM ("
+                "SELECT embodied_co2e_kg, month FROM v_run_embodied WHERE kind <> 'inference' "
+                "UNION ALL SELECT embodied_co2e_kg, month FROM v_window_embodied) a "
+                "WHERE month BETWEEN '2024-04' AND '2024-09'"
+            )
+        ).scalar_one()
+    shown = _metrics(at)
+    assert shown["Embodied CO2e (Scope 3)"] == _kg(float(embodied))
+    low, high = shown["Operational CO2e range (Scope 2)"].split(" to ")
+    want = expected_totals(app_ledger, first="2024-04", last="2024-09")
+    assert _kg(want["loc_kg"]) == shown["CO2e location-based"]  # the range is beside, not instead
+    assert low != high
+    assert any("never added to Scope 2" in c.value for c in at.caption)
+
+
+def test_models_page_shows_sci_per_request_of_its_versions(app_ledger: Engine) -> None:
+    at = _open("models")
+    at.sidebar.selectbox[2].select("bert-qa").run()
+    assert not at.exception
+    with app_ledger.connect() as conn:
+        want = dict(
+            conn.execute(
+                text(
+                    "SELECT model_version, sci_co2e_g_per_unit FROM v_sci "
+                    "WHERE functional_unit = 'request' AND model_name = 'bert-qa'"
+                )
+            ).all()
+        )
+    frames = [f.value for f in at.dataframe if "SCI CO2e (g CO2e per request)" in f.value.columns]
+    assert frames, "no SCI table on the Models page"
+    got = dict(zip(frames[0]["Version"], frames[0]["SCI CO2e (g CO2e per request)"], strict=True))
+    assert got.keys() == want.keys() and want
+    for version, g in want.items():
+        assert got[version] == pytest.approx(g, rel=1e-9)
