@@ -232,19 +232,13 @@ def _chart_titles(at: AppTest) -> list[str]:
     return titles
 
 
-# The What-if page belongs to the hourly work (its charts are relabelled there); its tables
-# go through cl_ui.table like every other page's.
-CHARTS_CHECKED = [p for p in PAGES if p != "whatif"]
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_no_snake_case_on_screen(app_ledger: Engine, page: str) -> None:
     at = _open(page)
     columns = [str(c) for df in at.dataframe for c in df.value.columns]
     assert columns and not [c for c in columns if "_" in c], page
-    if page in CHARTS_CHECKED:
-        titles = _chart_titles(at)
-        assert not [t for t in titles if "_" in t], (page, titles)
+    titles = _chart_titles(at)
+    assert not [t for t in titles if "_" in t], (page, titles)
 
 
 def test_overview_shows_scope_3_apart_and_the_scope_2_range(app_ledger: Engine) -> None:
