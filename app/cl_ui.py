@@ -212,8 +212,8 @@ def scopes(*, team: str | None = None, model: str | None = None, period: bool = 
     lifetime = get_settings().embodied_lifetime_years
     cols = st.columns(2)
     cols[0].metric(
-        "Operational CO2e range (Scope 2)",
-        f"{kg(op.low_kg)} to {kg(op.high_kg)}",
+        "Operational CO2e with range (Scope 2)",
+        format_range_auto(op.value_kg, op.low_kg, op.high_kg),
         help="Location-based; the range combines each method's documented uncertainty.",
     )
     cols[1].metric(

@@ -254,10 +254,13 @@ def test_overview_shows_scope_3_apart_and_the_scope_2_range(app_ledger: Engine) 
         ).scalar_one()
     shown = _metrics(at)
     assert shown["Embodied CO2e (Scope 3)"] == _kg(float(embodied))
-    low, high = shown["Operational CO2e range (Scope 2)"].split(" to ")
     want = expected_totals(app_ledger, first="2024-04", last="2024-09")
     assert _kg(want["loc_kg"]) == shown["CO2e location-based"]  # the range is beside, not instead
-    assert low != high
+    value, span = shown["Operational CO2e with range (Scope 2)"].rstrip(")").split(" (")
+    low, high = (float(x.replace(",", "")) for x in span.split("-"))
+    shown_kg = float(value.split()[0].replace(",", ""))
+    assert low < shown_kg < high
+    assert shown_kg == pytest.approx(want["loc_kg"], rel=5e-3)  # three significant figures
     assert any("never added to Scope 2" in c.value for c in at.caption)
 
 
