@@ -141,7 +141,15 @@ UNITS = (
     ("_w", "W"),
     ("_s", "s"),
 )
-WORDS = {"co2e": "CO2e", "sci": "SCI", "pue": "PUE", "gpu": "GPU", "cpu": "CPU", "ram": "RAM", "id": "ID"}
+WORDS = {
+    "co2e": "CO2e",
+    "sci": "SCI",
+    "pue": "PUE",
+    "gpu": "GPU",
+    "cpu": "CPU",
+    "ram": "RAM",
+    "id": "ID",
+}
 
 
 def human(column: str) -> str:

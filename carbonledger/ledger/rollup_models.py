@@ -44,6 +44,7 @@ class RollupTeamMonth(Base):
     estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
     estimated_co2e_market_kg: Mapped[float] = mapped_column(Double)
     co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
+    embodied_co2e_kg: Mapped[float | None] = mapped_column(Double)  # Scope 3, apart
 
 
 class RollupModelMonth(Base):
@@ -59,6 +60,8 @@ class RollupModelMonth(Base):
     co2e_location_kg: Mapped[float] = mapped_column(Double)
     co2e_market_kg: Mapped[float] = mapped_column(Double)
     estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
+    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
+    embodied_co2e_kg: Mapped[float | None] = mapped_column(Double)  # Scope 3, apart
 
 
 class RollupInferenceDaily(Base):
@@ -79,6 +82,7 @@ class RollupInferenceDaily(Base):
     co2e_location_kg: Mapped[float] = mapped_column(Double)
     co2e_market_kg: Mapped[float] = mapped_column(Double)
     estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
+    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
 
 
 class RollupScope2Month(Base):

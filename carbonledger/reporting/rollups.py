@@ -25,14 +25,14 @@ _TEAM_TRAINING = """
 INSERT INTO rollup_team_month (month, team, activity, records, records_with_estimates,
     requests, energy_kwh, facility_energy_kwh, estimated_facility_energy_kwh, co2e_location_kg,
     co2e_market_kg, estimated_co2e_location_kg, estimated_co2e_market_kg,
-    co2e_location_yearly_kg)
+    co2e_location_yearly_kg, embodied_co2e_kg)
 SELECT month, team, 'training', COUNT(*),
        SUM(CASE WHEN any_component_estimated THEN 1 ELSE 0 END), 0,
        COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
        COALESCE(SUM(estimated_facility_energy_kwh), 0),
        COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
        COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0),
-       COALESCE(SUM(co2e_location_yearly_kg), 0)
+       COALESCE(SUM(co2e_location_yearly_kg), 0), COALESCE(SUM(embodied_co2e_kg), 0)
 FROM v_run_emissions WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
 GROUP BY month, team
 """
@@ -56,10 +56,12 @@ GROUP BY month, team
 # The training runs of each model come from v_lifecycle_runs, the one lifecycle definition.
 _MODEL_MONTH = """
 INSERT INTO rollup_model_month (model_name, team, month, runs, facility_energy_kwh,
-    co2e_location_kg, co2e_market_kg, estimated_co2e_location_kg)
+    co2e_location_kg, co2e_market_kg, estimated_co2e_location_kg, co2e_location_yearly_kg,
+    embodied_co2e_kg)
 SELECT lr.model_name, e.team, e.month, COUNT(*),
        COALESCE(SUM(e.facility_energy_kwh), 0), COALESCE(SUM(e.co2e_location_kg), 0),
-       COALESCE(SUM(e.co2e_market_kg), 0), COALESCE(SUM(e.estimated_co2e_location_kg), 0)
+       COALESCE(SUM(e.co2e_market_kg), 0), COALESCE(SUM(e.estimated_co2e_location_kg), 0),
+       COALESCE(SUM(e.co2e_location_yearly_kg), 0), COALESCE(SUM(e.embodied_co2e_kg), 0)
 FROM v_lifecycle_runs lr JOIN v_run_emissions e ON e.run_pk = lr.run_pk
 WHERE e.month IS NOT NULL AND {runs}
 GROUP BY lr.model_name, e.team, e.month
@@ -68,11 +70,11 @@ GROUP BY lr.model_name, e.team, e.month
 _INFERENCE_DAILY = """
 INSERT INTO rollup_inference_daily (day, model_name, model_version, team, month, windows,
     requests, energy_kwh, facility_energy_kwh, co2e_location_kg, co2e_market_kg,
-    estimated_co2e_location_kg)
+    estimated_co2e_location_kg, co2e_location_yearly_kg)
 SELECT day, model_name, model_version, team, month, SUM(windows), COALESCE(SUM(requests), 0),
        COALESCE(SUM(energy_kwh), 0), COALESCE(SUM(facility_energy_kwh), 0),
        COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
-       COALESCE(SUM(estimated_co2e_location_kg), 0)
+       COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(co2e_location_yearly_kg), 0)
 FROM v_inference_daily WHERE {months}
 GROUP BY day, model_name, model_version, team, month
 """
@@ -108,6 +110,15 @@ GROUP BY month, team, zone, factor_year, location_intensity_g_per_kwh,
          market_factor_source, market_instrument, market_is_location_fallback
 """
 
+# Serving windows' embodied CO2e (Scope 3, kept apart) on the inference rows just written.
+_TEAM_INFERENCE_EMBODIED = """
+UPDATE rollup_team_month SET embodied_co2e_kg = COALESCE((
+    SELECT SUM(w.embodied_co2e_kg) FROM v_window_embodied w
+    WHERE w.month = rollup_team_month.month
+      AND COALESCE(w.team, 'unassigned') = rollup_team_month.team), 0)
+WHERE activity = 'inference' AND {months}
+"""
+
 ROLLUP_TABLES = (
     "rollup_team_month",
     "rollup_model_month",
@@ -135,9 +146,11 @@ def _marks(conn: Connection) -> dict[str, Any]:
     row = conn.execute(
         text(
             "SELECT (SELECT MAX(loaded_at) FROM runs), (SELECT MAX(id) FROM emission_factors) "
-            "+ (SELECT COALESCE(MAX(id), 0) FROM hourly_emission_factors), "
+            "+ (SELECT COALESCE(MAX(id), 0) FROM hourly_emission_factors) "
+            "+ (SELECT COALESCE(MAX(id), 0) FROM embodied_factors), "
             "(SELECT COUNT(*) FROM emission_factors) "
-            "+ (SELECT COUNT(*) FROM hourly_emission_factors WHERE is_current), "
+            "+ (SELECT COUNT(*) FROM hourly_emission_factors WHERE is_current) "
+            "+ (SELECT COUNT(*) FROM embodied_factors), "
             "(SELECT MAX(id) FROM model_versions), "
             "(SELECT MAX(id) FROM inference_windows)"
         )
@@ -259,6 +272,7 @@ def _recompute(conn: Connection, months: list[str]) -> None:
 def _insert(conn: Connection, *, runs: str, months: str, params: dict[str, Any]) -> None:
     conn.execute(text(_TEAM_TRAINING.format(runs=runs)), params)
     conn.execute(text(_TEAM_INFERENCE.format(months=months)), params)
+    conn.execute(text(_TEAM_INFERENCE_EMBODIED.format(months=months)), params)
     model_runs = runs.replace("start_time", "e.start_time")
     conn.execute(text(_MODEL_MONTH.format(runs=model_runs)), params)
     conn.execute(text(_INFERENCE_DAILY.format(months=months)), params)

@@ -118,6 +118,18 @@ def test_an_organisation_figure_is_a_new_version_and_restates_without_a_reload(
     assert (before["factor_version"], after["factor_version"]) == (1, 2)
     assert after["method"] == c.EMBODIED_OVERRIDE
     assert after["embodied_co2e_kg"] == pytest.approx(5200 * TEN_HOURS_S / (4 * YEAR_S) * 2 / 8)
+    # the rollups restate too (a new embodied factor version rebuilds them), Scope 3 apart
+    with ledger.connect() as conn:
+        team_kg, model_kg, scope2_kg = conn.execute(
+            text(
+                "SELECT (SELECT SUM(embodied_co2e_kg) FROM rollup_team_month "
+                "WHERE activity = 'training'), (SELECT SUM(embodied_co2e_kg) "
+                "FROM rollup_model_month), (SELECT SUM(co2e_location_kg) FROM rollup_team_month)"
+            )
+        ).one()
+    assert team_kg == pytest.approx(after["embodied_co2e_kg"], rel=1e-9)
+    assert scope2_kg == pytest.approx(_row(ledger, "v_run_emissions", run_id)["co2e_location_kg"])
+    assert model_kg in (None, 0.0) or model_kg == pytest.approx(team_kg)
     with ledger.connect() as conn:
         versions = conn.execute(
             text("SELECT version, embodied_co2e_kg FROM embodied_factors ORDER BY version")
@@ -202,6 +214,11 @@ def test_serving_windows_are_charged_by_their_own_length_with_the_serving_runs_s
         assert kg == pytest.approx(per_window, rel=1e-9)
         assert reason is None
     assert sci["model_version"] == 3 and sci["functional_units"] == 600
+    with ledger.connect() as conn:
+        rolled = conn.execute(
+            text("SELECT SUM(embodied_co2e_kg) FROM rollup_team_month WHERE activity = 'inference'")
+        ).scalar_one()
+    assert rolled == pytest.approx(3 * per_window, rel=1e-9)
     assert sci["embodied_co2e_kg"] == pytest.approx(3 * per_window, rel=1e-9)
     assert sci["sci_co2e_kg_per_unit"] == pytest.approx(
         (operational + 3 * per_window) / 600, rel=1e-9
