@@ -14,7 +14,8 @@ from carbonledger.demo import DemoPaths, run_demo
 from carbonledger.demo.runner import DemoResult, free_port
 from carbonledger.settings import get_settings
 
-pytestmark = pytest.mark.slow
+# One worker under xdist: the module-scoped demo runs once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 @dataclass

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from deploy_helpers import DOCKER, ENV_EXAMPLE, parse_env_file
 
-pytestmark = pytest.mark.postgres
+# One worker under xdist: the module-scoped databases and roles are made once.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("deploy_postgres_roles")]
 
 INIT_SH = DOCKER / "postgres" / "10-carbonledger-init.sh"
 INIT_SQL = DOCKER / "postgres" / "carbonledger-init.sql"

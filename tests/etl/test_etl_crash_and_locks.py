@@ -22,7 +22,7 @@ from store_fixtures import metered_sqlite_store
 N_RUNS = 600
 API_RUNS = 60  # written through MLflow's API; the rest are copies of them
 CLI = str(Path(sys.executable).with_name("carbonledger"))
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from test_etl_crash_and_locks import etl, state  # noqa: E402
 N_RUNS = 1000
 API_RUNS = 100  # written through MLflow's API; the rest are copies of them
 N_KILLS = 20
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 @pytest.fixture(autouse=True)
@@ -281,6 +281,7 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePost
 
 
 @pytest.mark.postgres
+@pytest.mark.restart
 def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_clean(
     private_pg: PrivatePostgres, bigger_store: tuple[str, float, int], tmp_path: Path
 ) -> None:
