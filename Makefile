@@ -50,10 +50,12 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-# The suite runs on every core (pytest-xdist; PYTEST_WORKERS=0 runs it in one process); tests
-# marked xdist_group share a worker, so a module's expensive fixture is built once.
+# The suite runs on every core (pytest-xdist; PYTEST_WORKERS=0 runs it in one process). A test
+# file stays on one worker (--dist loadfile), so a module-scoped fixture (the demo, the big
+# MLflow stores, the deploy roles) is built once. (--dist loadgroup would be finer, but on
+# pytest 9.2 it silently stops grouping: pytest-xdist issue 1386.)
 PYTEST_WORKERS ?= auto
-XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 pytest: install-dev postgres chromium
 	CARBONLEDGER_TEST_DATABASE_URL=$${CARBONLEDGER_TEST_DATABASE_URL:-$(PG_URL)} \

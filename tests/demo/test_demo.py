@@ -14,8 +14,7 @@ from carbonledger.demo import DemoPaths, run_demo
 from carbonledger.demo.runner import DemoResult, free_port
 from carbonledger.settings import get_settings
 
-# One worker under xdist: the module-scoped demo runs once, not once per worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+pytestmark = pytest.mark.slow
 
 
 @dataclass

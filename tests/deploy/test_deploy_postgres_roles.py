@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from deploy_helpers import DOCKER, ENV_EXAMPLE, parse_env_file
 
-# One worker under xdist: the module-scoped databases and roles are made once.
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("deploy_postgres_roles")]
+pytestmark = pytest.mark.postgres
 
 INIT_SH = DOCKER / "postgres" / "10-carbonledger-init.sh"
 INIT_SQL = DOCKER / "postgres" / "carbonledger-init.sql"
