@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck pytest install install-dev postgres chromium bench clean reliability
+.PHONY: demo test test-fast lint typecheck pytest install install-dev postgres chromium bench clean reliability
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,16 +50,29 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
+# The suite runs on every core (pytest-xdist; PYTEST_WORKERS=0 runs it in one process). A test
+# file stays on one worker (--dist loadfile), so a module-scoped fixture (the demo, the big
+# MLflow stores, the deploy roles) is built once. (--dist loadgroup would be finer, but on
+# pytest 9.2 it silently stops grouping: pytest-xdist issue 1386.)
+PYTEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+
 pytest: install-dev postgres chromium
 	CARBONLEDGER_TEST_DATABASE_URL=$${CARBONLEDGER_TEST_DATABASE_URL:-$(PG_URL)} \
-	  $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	  $(VENV)/bin/pytest -q $(XDIST) --durations=30 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The inner loop: the suite without the browser, server-restart and load cases (markers
+# browser, restart, load), and without lint and mypy.
+test-fast: install-dev postgres
+	CARBONLEDGER_TEST_DATABASE_URL=$${CARBONLEDGER_TEST_DATABASE_URL:-$(PG_URL)} \
+	  $(VENV)/bin/pytest -q $(XDIST) -m "not browser and not restart and not load" $(PYTEST_ARGS)
 
 # Fault injection, hostile input and access tests (also part of `make test`).
 reliability: install-dev postgres
 	CARBONLEDGER_TEST_DATABASE_URL=$${CARBONLEDGER_TEST_DATABASE_URL:-$(PG_URL)} \
-	  $(VENV)/bin/pytest -q tests/reliability $(PYTEST_ARGS)
+	  $(VENV)/bin/pytest -q $(XDIST) tests/reliability $(PYTEST_ARGS)
 
 bench: install-dev
 	$(PY) bench/overhead.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,10 +55,62 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def mlflow_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite MLflow store, migrated once per session (per xdist worker).
+
+    MLflow runs its own Alembic migrations when it first opens a store (1-2 s); tests copy
+    this file instead (``fresh_mlflow_sqlite``). It is made the way a test's store used to
+    be, through ``MlflowClient``, so the default experiment looks the same.
+    """
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CARBONLEDGER_DISABLE", "1")
+        MlflowClient(tracking_uri=uri).search_experiments()
+    _dispose_mlflow_store(uri)
+    return path
+
+
+def _dispose_mlflow_store(uri: str) -> None:
+    """Close the pooled connections MLflow keeps for ``uri`` (so the file can be copied)."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    store = _get_store(uri)
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def fresh_mlflow_sqlite(template: Path, path: Path) -> str:
+    """Copy the migrated ``template`` to ``path``; returns its ``sqlite:///`` URI."""
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def ledger_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite ledger at the newest schema, migrated once per session (per worker).
+
+    The ``ledger`` fixture copies it rather than running every migration for each test.
+    """
+    from carbonledger.ledger import create_ledger_engine, migrate
+
+    path = tmp_path_factory.mktemp("ledger_template") / "ledger.db"
+    engine = create_ledger_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def mlflow_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_sqlite_template: Path
+) -> str:
     """A fresh SQLite MLflow tracking store for this test, set as the tracking URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_mlflow_sqlite(mlflow_sqlite_template, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     import mlflow
 

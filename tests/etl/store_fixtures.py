@@ -6,6 +6,9 @@ template database, and each test gets ``CREATE DATABASE ... TEMPLATE`` of it (dr
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _admin(postgres_url: str) -> object:
@@ -66,7 +71,8 @@ def store_uri(
     import mlflow
 
     name = None
-    if request.param == "sqlite":
+    if request.param == "sqlite":  # a copy of the session's migrated store (tests/conftest.py)
+        shutil.copyfile(request.getfixturevalue("mlflow_sqlite_template"), tmp_path / "mlflow.db")
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     else:
         pg = request.getfixturevalue("postgres_url")
@@ -79,3 +85,50 @@ def store_uri(
         mlflow.set_tracking_uri(None)
         if name is not None:  # WITH (FORCE) also ends the connections MLflow keeps pooled
             drop_pg_store(request.getfixturevalue("postgres_url"), name)
+
+
+def metered_sqlite_store(
+    folder: Path, n_runs: int, *, api_runs: int, teams: int = 0
+) -> tuple[str, float]:
+    """A SQLite MLflow store in ``folder`` with ``n_runs`` metered runs: ``(uri, facility kWh)``.
+
+    ``api_runs`` runs (distinct figures, ``carbon.team`` ``team-{i % teams}`` when ``teams``)
+    go through MLflow's API, then are copied inside the store's tables up to ``n_runs`` as
+    ``bench/mlflow_stores.py`` copies them (new run ids, later times, same figures; MLflow
+    reads them as its own). Writing each run through the API cost a minute per store.
+    """
+    from cl_ledger_fixtures import T0_MS, make_run, metered_metrics, metered_tags
+    from mlflow.tracking import MlflowClient
+
+    assert n_runs % api_runs == 0, "copies are whole: n_runs must be a multiple of api_runs"
+    had = os.environ.get("CARBONLEDGER_DISABLE")
+    os.environ["CARBONLEDGER_DISABLE"] = "1"  # fixture runs carry no plugin metrics of their own
+    try:
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        client = MlflowClient(uri)
+        exp = client.create_experiment("big")
+        total = 0.0
+        for i in range(api_runs):
+            metrics = metered_metrics(gpu=0.001 * (i + 1))
+            total += metrics["carbon/facility_energy_kwh"]
+            tags = metered_tags(**({"carbon.team": f"team-{i % teams}"} if teams else {}))
+            make_run(client, exp, metrics=metrics, tags=tags, end_ms=T0_MS + i * 1000)
+        _dispose(uri)
+        sys.path.insert(0, str(REPO / "bench"))
+        from mlflow_stores import clone_runs  # sets CARBONLEDGER_DISABLE at import if unset
+
+        clone_runs(folder / "mlflow.db", n_runs)
+    finally:
+        if had is None:
+            del os.environ["CARBONLEDGER_DISABLE"]
+        else:
+            os.environ["CARBONLEDGER_DISABLE"] = had
+    return uri, total * (n_runs // api_runs)
+
+
+def _dispose(uri: str) -> None:
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    engine = getattr(_get_store(uri), "engine", None)
+    if engine is not None:
+        engine.dispose()

@@ -16,31 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cl_ledger_fixtures import T0_MS, make_run, metered_metrics, metered_tags
 from sqlalchemy import Engine, text
+from store_fixtures import metered_sqlite_store
 
 N_RUNS = 600
+API_RUNS = 60  # written through MLflow's API; the rest are copies of them
 CLI = str(Path(sys.executable).with_name("carbonledger"))
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 @pytest.fixture(scope="module")
 def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float]]:
     """An MLflow store with ``N_RUNS`` metered runs; yields (uri, total facility kWh)."""
-    from mlflow.tracking import MlflowClient
-
     # tmpfs when there is one: MLflow's SQLite store fsyncs each write (4x slower on disk)
     shm = Path("/dev/shm")
     folder = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("s")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("big")
-    total = 0.0
-    for i in range(N_RUNS):
-        metrics = metered_metrics(gpu=0.001 * (i + 1))
-        total += metrics["carbon/facility_energy_kwh"]
-        make_run(client, exp, metrics=metrics, tags=metered_tags(), end_ms=T0_MS + i * 1000)
-    yield uri, total
+    yield metered_sqlite_store(folder, N_RUNS, api_runs=API_RUNS)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,46 @@ from carbonledger.cli import app
 BODY = {"dataframe_split": {"columns": ["a", "b"], "data": [[0.1, 0.2], [0.9, 0.8], [0.2, 0.5]]}}
 
 
-@pytest.fixture
-def registered(mlflow_uri: str) -> str:
-    """A scikit-learn model registered as `fraud` version 1."""
+@pytest.fixture(scope="module")
+def registered_store(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_sqlite_template: Path
+) -> Iterator[Path]:
+    """A SQLite MLflow store holding a scikit-learn model registered as `fraud` version 1.
+
+    Logged once for the module (it took most of each test's set-up); each test copies it.
+    The model's artifacts stay where MLflow put them, read by every copy.
+    """
     import mlflow
     import numpy as np
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
+    path = tmp_path_factory.mktemp("registered") / "mlflow.db"
+    shutil.copyfile(mlflow_sqlite_template, path)
+    uri = f"sqlite:///{path}"
     x = pd.DataFrame(np.random.default_rng(0).random((40, 2)), columns=["a", "b"])
     model = LogisticRegression().fit(x, (x.a > 0.5).astype(int))
-    with mlflow.start_run():
-        mlflow.sklearn.log_model(
-            model, name="model", registered_model_name="fraud", input_example=x.head(2)
-        )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CARBONLEDGER_DISABLE", "1")
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        try:
+            with mlflow.start_run():
+                mlflow.sklearn.log_model(
+                    model, name="model", registered_model_name="fraud", input_example=x.head(2)
+                )
+        finally:
+            mlflow.set_tracking_uri(None)
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    _get_store(uri).engine.dispose()  # type: ignore[attr-defined]
+    yield path
+
+
+@pytest.fixture
+def registered(mlflow_uri: str, registered_store: Path) -> str:
+    """A scikit-learn model registered as `fraud` version 1, in the test's own store."""
+    shutil.copyfile(registered_store, mlflow_uri.removeprefix("sqlite:///"))
     return "models:/fraud/1"
 
 

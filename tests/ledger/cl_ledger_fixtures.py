@@ -6,6 +6,7 @@ never collide.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +57,21 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Engine]:
-    """A ledger at the newest schema with ``TEST_FACTORS`` seeded."""
+def ledger(ledger_url: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A ledger at the newest schema with ``TEST_FACTORS`` seeded.
+
+    A new SQLite file is a copy of the session's migrated template (tests/conftest.py);
+    anything else is migrated here.
+    """
+    url = make_url(ledger_url)
+    fresh_file = (
+        url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists()
+    )
+    if fresh_file:
+        shutil.copyfile(request.getfixturevalue("ledger_sqlite_template"), str(url.database))
     engine = create_ledger_engine(ledger_url)
-    migrate.upgrade(engine)
+    if not fresh_file:
+        migrate.upgrade(engine)
     with engine.begin() as conn:
         seed_emission_factors(conn, factors=TEST_FACTORS)
     yield engine

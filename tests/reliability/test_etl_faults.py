@@ -19,16 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cl_ledger_fixtures import T0_MS, make_run, metered_metrics, metered_tags
 from reliability_support import HERE, free_port
 from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(HERE.parent / "etl"))
+from store_fixtures import metered_sqlite_store  # noqa: E402
 from test_etl_crash_and_locks import etl, state  # noqa: E402
 
 N_RUNS = 1000
+API_RUNS = 100  # written through MLflow's API; the rest are copies of them
 N_KILLS = 20
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 @pytest.fixture(autouse=True)
@@ -39,22 +40,9 @@ def _plugin_off(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def big_store() -> Iterator[tuple[str, float]]:
     """An MLflow store with ``N_RUNS`` metered runs in 3 teams (tmpfs when there is one)."""
-    os.environ["CARBONLEDGER_DISABLE"] = "1"
-    from mlflow.tracking import MlflowClient
-
     shm = Path("/dev/shm")
     folder = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else None))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("big")
-    total = 0.0
-    for i in range(N_RUNS):
-        metrics = metered_metrics(gpu=0.001 * (i + 1))
-        total += metrics["carbon/facility_energy_kwh"]
-        tags = metered_tags(**{"carbon.team": f"team-{i % 3}"})
-        make_run(client, exp, metrics=metrics, tags=tags, end_ms=T0_MS + i * 1000)
-    del os.environ["CARBONLEDGER_DISABLE"]
-    yield uri, total
+    yield metered_sqlite_store(folder, N_RUNS, api_runs=API_RUNS, teams=3)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -293,6 +281,7 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePost
 
 
 @pytest.mark.postgres
+@pytest.mark.restart
 def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_clean(
     private_pg: PrivatePostgres, bigger_store: tuple[str, float, int], tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ FLUSH_S = 0.4
 FLUSH_TIMEOUT_S = 2.0
 POWER_W = 366.0  # FakeMeter: 300 W GPU + 60 W CPU + 6 W RAM
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
+pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.restart, pytest.mark.load]
 
 
 def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
