@@ -197,9 +197,10 @@ def check_period(gpu: Gpu, seconds: float, meter: Any) -> dict[str, Any]:
     probes = [short_window.probe_update_period_s(gpu.counter_mj, budget_s=1.0) for _ in range(5)]
     for _ in range(20):  # keep the GPU busy during the 20 ms window
         gpu.torch.matmul(gpu.a, gpu.b, out=gpu.c)
-    window = meter.open_window()
+    window, opened = meter.open_window(), time.monotonic()
     time.sleep(0.02)
     short = window.close().components["gpu"]
+    short_s = time.monotonic() - opened
     gpu.torch.cuda.synchronize()
     q = statistics.quantiles(gaps, n=20) if len(gaps) >= 20 else [float("nan")] * 19
     return {
@@ -208,6 +209,7 @@ def check_period(gpu: Gpu, seconds: float, meter: Any) -> dict[str, Any]:
         "period_p5_ms": 1e3 * q[0],
         "period_p95_ms": 1e3 * q[18],
         "probe_ms": [1e3 * p if p is not None else None for p in probes],
+        "short_window_s": short_s,
         "short_window_method": short.method,
         "short_window_energy_j": short.energy_kwh * J_PER_KWH,
     }

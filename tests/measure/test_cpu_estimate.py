@@ -127,7 +127,8 @@ def test_real_busy_loop_draws_more_than_idle_floor() -> None:
     meter.close()
     assert cpu.method == METHOD_CPU_ESTIMATE and not cpu.measured
     # One of at most 2 cores is busy for sure: utilisation is at least ~40 % here.
-    assert 100.0 * ce.IDLE_FRACTION < cpu.avg_power_w <= 100.0
+    # At most the TDP; 0.1 % for the two clock reads (samples vs window) on a loaded machine.
+    assert 100.0 * ce.IDLE_FRACTION < cpu.avg_power_w <= 100.0 * 1.001
     assert cpu.avg_power_w >= ce.cpu_power_w(100.0, 0.35)
 
 
