@@ -2,9 +2,8 @@
 
 For each changed training run the ETL reads the full history of its objective metrics (keys
 matching ``CARBONLEDGER_HISTORY_KEYS``) and of the plugin's cumulative energy metric, and
-replaces what the ledger held for them. Through the REST client (one request per key and
-run) a run without an objective metric is skipped; a direct store read keeps the energy
-history of every metered run. A history longer than
+replaces what the ledger held for them. A run without an objective metric is skipped on
+every read path (REST and direct store read give the same ledger). A history longer than
 ``CARBONLEDGER_HISTORY_MAX_POINTS`` is downsampled to evenly spaced points that always keep
 the first, the last and the best (minimum and maximum) point, so the ledger stays bounded
 (``max_points`` rows per key and run) and the step of the best value is never lost.
@@ -71,14 +70,11 @@ def store_metric_histories(
         for run in runs
         if run.info.run_id in training
     }
-    # Through the REST client each history is one request per key and run: there, only runs
-    # with an objective metric (the advice needs both) get their energy history too; a direct
-    # store read keeps every metered run's (one SQL read per page).
-    needs_objective = getattr(source, "kind", "client") == "client"
+    # Only runs with an objective metric (the advice needs both) get their energy history
+    # too, on every read path, so a store loaded through REST or SQL gives one ledger
+    # (through the REST client each history is one request per key and run).
     wanted = {
-        run_id: keys
-        for run_id, keys in wanted.items()
-        if keys and (not needs_objective or keys != [contract.M_ENERGY_KWH])
+        run_id: keys for run_id, keys in wanted.items() if keys and keys != [contract.M_ENERGY_KWH]
     }
     written = 0
     all_keys = sorted({k for keys in wanted.values() for k in keys})
