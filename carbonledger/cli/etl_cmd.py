@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
@@ -96,14 +98,24 @@ def etl_cmd(
         typer.echo("quarantined runs are listed in the ledger's quarantine table (docs/ledger.md)")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a CLI runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _log_to_stderr(verbose: bool) -> None:
     """Warnings (e.g. a store read through the client) on stderr; every step with ``-v``."""
-    import logging
-
     logger = logging.getLogger("carbonledger")
     for old in [h for h in logger.handlers if getattr(h, "carbonledger_cli", False)]:
         logger.removeHandler(old)  # one per invocation (tests invoke the app many times)
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.carbonledger_cli = True  # type: ignore[attr-defined]
     if verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

@@ -74,12 +74,16 @@ def _text(value: object) -> str | None:
     return text if text and text.lower() not in ("none", "unknown", "n/a", "null") else None
 
 
+MAX_COUNT = 1_000_000
+"""More GPUs or CPUs than this on one host is no count (a garbled tag): no figure, said."""
+
+
 def _count(value: object) -> int | None:
     try:
         number = float(str(value)) if value is not None and str(value).strip() else None
     except ValueError:
         return None
-    if number is None or not math.isfinite(number) or number < 0:
+    if number is None or not math.isfinite(number) or not 0 <= number <= MAX_COUNT:
         return None
     return int(number)
 

@@ -27,6 +27,7 @@ from carbonledger.embodied import (
     resolve_host,
     resource_share,
 )
+from carbonledger.embodied.reservation import MAX_COUNT
 from carbonledger.ledger.embodied_models import (
     EmbodiedFactor,
     EnergyMethodUncertainty,
@@ -66,6 +67,8 @@ def clean_hardware(fields: Mapping[str, Any]) -> dict[str, Any]:
         value = fields.get(name)
         if isinstance(value, str):
             value = value.replace("\x00", "")[: _LIMITS[name] or None] or None
+        elif isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+            value = None  # a run column's garbled count (tags are parsed by _count)
         out[name] = value
     out["reservation_hash"] = _digest(out)
     return out

@@ -162,3 +162,24 @@ def test_measure_table_prints_the_range_and_the_embodied_line() -> None:
     assert code == 0, err
     assert "CO2e range" in err and "uncertainty" in err
     assert "embodied" in err and "lifetime" in err
+
+
+def test_the_cli_log_handler_writes_to_the_stderr_of_the_moment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A CLI runner swaps and closes sys.stderr: a later record must not hit the closed one."""
+    import io
+    import logging
+
+    from carbonledger.cli import etl_cmd
+
+    old = sys.stderr
+    first = io.StringIO()
+    sys.stderr = first
+    try:
+        etl_cmd._log_to_stderr(verbose=False)
+    finally:
+        sys.stderr = old
+    first.close()
+    logging.getLogger("carbonledger.test").warning("after the runner closed its stream")
+    assert "warning: after the runner closed its stream" in capsys.readouterr().err
