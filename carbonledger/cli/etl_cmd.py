@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -45,7 +47,18 @@ def etl_cmd(
     ] = False,
 ) -> None:
     """Load runs, energy, teams and lineage from MLflow into the ledger."""
-    _log_to_stderr(verbose)
+    with _log_to_stderr(verbose):
+        _etl(mlflow_uri, ledger_url, full=full, lock_timeout=lock_timeout, quiet=quiet)
+
+
+def _etl(
+    mlflow_uri: list[str] | None,
+    ledger_url: str | None,
+    *,
+    full: bool,
+    lock_timeout: float,
+    quiet: bool,
+) -> None:
     from carbonledger.settings import get_settings
 
     uris = list(mlflow_uri or get_settings().mlflow_uris)
@@ -110,13 +123,16 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _log_to_stderr(verbose: bool) -> None:
-    """Warnings (e.g. a store read through the client) on stderr; every step with ``-v``."""
+@contextmanager
+def _log_to_stderr(verbose: bool) -> Iterator[None]:
+    """Warnings (e.g. a store read through the client) on stderr; every step with ``-v``.
+
+    For the command's duration only: the handler and level are restored after it, so a later
+    command in the same process (tests, notebooks) is not changed by this one.
+    """
     logger = logging.getLogger("carbonledger")
-    for old in [h for h in logger.handlers if getattr(h, "carbonledger_cli", False)]:
-        logger.removeHandler(old)  # one per invocation (tests invoke the app many times)
     handler = _StderrHandler()
-    handler.carbonledger_cli = True  # type: ignore[attr-defined]
+    level = logger.level
     if verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.setLevel(logging.INFO)
@@ -124,3 +140,8 @@ def _log_to_stderr(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         handler.setLevel(logging.WARNING)
     logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -177,9 +177,12 @@ def test_the_cli_log_handler_writes_to_the_stderr_of_the_moment(
     first = io.StringIO()
     sys.stderr = first
     try:
-        etl_cmd._log_to_stderr(verbose=False)
+        with etl_cmd._log_to_stderr(verbose=False):
+            sys.stderr = old
+            first.close()
+            logging.getLogger("carbonledger.test").warning("after the runner closed its stream")
     finally:
         sys.stderr = old
-    first.close()
-    logging.getLogger("carbonledger.test").warning("after the runner closed its stream")
     assert "warning: after the runner closed its stream" in capsys.readouterr().err
+    logging.getLogger("carbonledger.test").warning("after the command")  # handler gone
+    assert "after the command" not in capsys.readouterr().err
