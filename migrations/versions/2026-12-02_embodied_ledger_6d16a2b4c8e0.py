@@ -126,9 +126,8 @@ _U_UNKNOWN = (
     "(SELECT u.relative_uncertainty FROM energy_method_uncertainty u WHERE u.method = '{unknown}')"
 )
 
-# The intensity method of a run's location-based factor: what activity_co2e recorded
-# (hourly, hourly-profile-estimate, yearly; 4b13c7d2e9a1), the world default in zone WORLD.
-_INTENSITY_METHOD = "CASE WHEN {zone} = 'WORLD' THEN '{world}' ELSE {recorded} END"
+# The intensity method of a run's location-based factor is what activity_co2e recorded
+# (hourly, hourly-profile-estimate, yearly or world-default; 4b13c7d2e9a1): one rule.
 
 # One row per run and error source: each energy method (equal keys of a run add linearly)
 # and the intensity method.
@@ -355,9 +354,7 @@ def upgrade() -> None:
             m=window_m,
         )
     )
-    method = _INTENSITY_METHOD.format(
-        zone="c.zone", world=c.INTENSITY_WORLD_DEFAULT, recorded="c.intensity_method"
-    )
+    method = "c.intensity_method"
     op.execute(
         RUN_ENERGY_UNCERTAINTY.format(
             unknown=UNKNOWN_METHOD,
