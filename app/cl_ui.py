@@ -110,6 +110,7 @@ def filters(*, team: bool = True, model: bool = False) -> tuple[str | None, str 
 NAMES = {
     "co2e_location_kg": "CO2e location-based (kg CO2e)",
     "co2e_market_kg": "CO2e market-based (kg CO2e)",
+    "co2e_location_yearly_kg": "CO2e location-based, yearly factors (kg CO2e)",
     "run_name": "Run",
     "run_id": "Run ID",
     "model_name": "Model",

@@ -86,7 +86,11 @@ class RollupInferenceDaily(Base):
 
 
 class RollupScope2Month(Base):
-    """``v_scope2`` pre-aggregated: per month, activity, team, zone and factor, both bases."""
+    """``v_scope2`` pre-aggregated: per month, activity, team, zone, factor and intensity method.
+
+    Intensities are energy-weighted means of the group's records (with hourly factors each
+    record has its own); ``co2e_location_yearly_kg`` is the yearly-factor figure beside them.
+    """
 
     __tablename__ = "rollup_scope2_month"
     __table_args__ = (Index(None, "month"),)
@@ -109,6 +113,8 @@ class RollupScope2Month(Base):
     market_instrument: Mapped[str | None] = mapped_column(String(200))
     market_is_location_fallback: Mapped[int] = mapped_column(Integer)
     co2e_market_kg: Mapped[float] = mapped_column(Double)
+    intensity_method: Mapped[str | None] = mapped_column(String(32))
+    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
 
 
 class RunMetric(Base):

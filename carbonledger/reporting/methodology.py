@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from carbonledger.reporting.db import frame
 from carbonledger.reporting.periods import Period
 from carbonledger.reporting.queries import totals
+from carbonledger.reporting.rollups import weighted_intensity_sql
 
 FORMULAS = (
     ("IT energy", "E_it = E_gpu + E_cpu + E_ram (kWh)"),
@@ -65,18 +66,22 @@ def factors_in_use(engine: Engine, *, period: Period, team: str | None = None) -
     """The emission factors behind the period's figures, with their sources and licences."""
     return frame(
         engine,
-        "SELECT s.zone, s.factor_year, s.location_intensity_g_per_kwh, "
+        "SELECT s.zone, s.factor_year, s.intensity_method, "
+        f"{weighted_intensity_sql('s.co2e_location_kg', 's.location_intensity_g_per_kwh')} "
+        "AS location_intensity_g_per_kwh, f.intensity_g_per_kwh AS yearly_intensity_g_per_kwh, "
         "s.location_factor_source, s.location_factor_version, f.licence, "
-        "s.market_factor_source, s.market_intensity_g_per_kwh, "
+        "s.market_factor_source, "
+        f"{weighted_intensity_sql('s.co2e_market_kg', 's.market_intensity_g_per_kwh')} "
+        "AS market_intensity_g_per_kwh, "
         "MAX(s.market_is_location_fallback) AS market_is_location_fallback, "
         "SUM(s.facility_energy_kwh) AS facility_energy_kwh "
         "FROM rollup_scope2_month s LEFT JOIN current_emission_factors f ON f.zone = s.zone "
         "AND f.year = s.factor_year AND f.basis = 'location' "
         "WHERE s.month >= :first AND s.month <= :last "
         "AND (CAST(:team AS VARCHAR(200)) IS NULL OR s.team = :team) "
-        "GROUP BY s.zone, s.factor_year, s.location_intensity_g_per_kwh, "
+        "GROUP BY s.zone, s.factor_year, s.intensity_method, f.intensity_g_per_kwh, "
         "s.location_factor_source, s.location_factor_version, f.licence, "
-        "s.market_factor_source, s.market_intensity_g_per_kwh ORDER BY s.zone",
+        "s.market_factor_source ORDER BY s.zone",
         first=period.first_month,
         last=period.last_month,
         team=team,

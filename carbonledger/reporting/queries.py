@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from carbonledger.reporting.db import frame
 from carbonledger.reporting.periods import Period
+from carbonledger.reporting.rollups import weighted_intensity_sql
 
 _TEAM = "(CAST(:team AS VARCHAR(200)) IS NULL OR team = :team)"
 
@@ -173,13 +174,17 @@ def scope2(engine: Engine, *, period: Period, team: str | None = None) -> pd.Dat
     """
     return frame(
         engine,
-        "SELECT zone, factor_year, location_factor_source, location_intensity_g_per_kwh, "
-        "market_factor_source, market_intensity_g_per_kwh, market_is_location_fallback, "
+        "SELECT zone, factor_year, intensity_method, location_factor_source, "
+        f"{weighted_intensity_sql('co2e_location_kg', 'location_intensity_g_per_kwh')} "
+        "AS location_intensity_g_per_kwh, market_factor_source, "
+        f"{weighted_intensity_sql('co2e_market_kg', 'market_intensity_g_per_kwh')} "
+        "AS market_intensity_g_per_kwh, market_is_location_fallback, "
         "SUM(facility_energy_kwh) AS facility_energy_kwh, "
-        "SUM(co2e_location_kg) AS co2e_location_kg, SUM(co2e_market_kg) AS co2e_market_kg "
+        "SUM(co2e_location_kg) AS co2e_location_kg, SUM(co2e_market_kg) AS co2e_market_kg, "
+        "SUM(co2e_location_yearly_kg) AS co2e_location_yearly_kg "
         f"FROM rollup_scope2_month WHERE month >= :first AND month <= :last AND {_TEAM} "
-        "GROUP BY zone, factor_year, location_factor_source, location_intensity_g_per_kwh, "
-        "market_factor_source, market_intensity_g_per_kwh, market_is_location_fallback "
+        "GROUP BY zone, factor_year, intensity_method, location_factor_source, "
+        "market_factor_source, market_is_location_fallback "
         "ORDER BY co2e_location_kg DESC, zone",
         **_window(period, team),
     )

@@ -79,35 +79,55 @@ FROM v_inference_daily WHERE {months}
 GROUP BY day, model_name, model_version, team, month
 """
 
-# v_scope2 pre-aggregated, with the count of unmetered training runs per group.
-_SCOPE2 = """
+
+def weighted_intensity_sql(co2e: str, intensity: str) -> str:
+    """SQL: the energy-weighted mean intensity of a group of records (or of rollup rows).
+
+    With hourly factors every record has its own intensity, so Scope 2 groups by the factor's
+    method and source and reports this mean (CO2e x 1000 / facility energy).
+    """
+    return (
+        f"CASE WHEN SUM(facility_energy_kwh) > 0 THEN SUM({co2e}) * 1000.0 "
+        f"/ SUM(facility_energy_kwh) ELSE MAX({intensity}) END"
+    )
+
+
+_SCOPE2_FIGURES = (
+    "COALESCE(SUM(facility_energy_kwh), 0), "
+    + weighted_intensity_sql("co2e_location_kg", "location_intensity_g_per_kwh")
+    + ", location_factor_source, location_factor_version, COALESCE(SUM(co2e_location_kg), 0), "
+    + weighted_intensity_sql("co2e_market_kg", "market_intensity_g_per_kwh")
+    + ", market_factor_source, market_instrument, market_is_location_fallback, "
+    "COALESCE(SUM(co2e_market_kg), 0), intensity_method, COALESCE(SUM(co2e_location_yearly_kg), 0)"
+)
+_SCOPE2_GROUP = (
+    "month, team, zone, factor_year, intensity_method, location_factor_source, "
+    "location_factor_version, market_factor_source, market_instrument, "
+    "market_is_location_fallback"
+)
+
+# v_scope2 pre-aggregated, with the count of records and of unmetered training runs.
+_SCOPE2 = f"""
 INSERT INTO rollup_scope2_month (month, activity, team, zone, factor_year, records,
     unmetered_records, facility_energy_kwh, location_intensity_g_per_kwh,
     location_factor_source, location_factor_version, co2e_location_kg,
     market_intensity_g_per_kwh, market_factor_source, market_instrument,
-    market_is_location_fallback, co2e_market_kg)
+    market_is_location_fallback, co2e_market_kg, intensity_method, co2e_location_yearly_kg)
 SELECT month, 'training', team, zone, factor_year, COUNT(*),
-       SUM(CASE WHEN metering = 'unmetered' THEN 1 ELSE 0 END),
-       COALESCE(SUM(facility_energy_kwh), 0), location_intensity_g_per_kwh,
-       location_factor_source, location_factor_version, COALESCE(SUM(co2e_location_kg), 0),
-       market_intensity_g_per_kwh, market_factor_source, market_instrument,
-       market_is_location_fallback, COALESCE(SUM(co2e_market_kg), 0)
+       SUM(CASE WHEN metering = 'unmetered' THEN 1 ELSE 0 END), {_SCOPE2_FIGURES}
 FROM v_run_emissions
-WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
-GROUP BY month, team, zone, factor_year, location_intensity_g_per_kwh,
-         location_factor_source, location_factor_version, market_intensity_g_per_kwh,
-         market_factor_source, market_instrument, market_is_location_fallback
+WHERE kind <> 'inference' AND month IS NOT NULL AND {{runs}}
+GROUP BY {_SCOPE2_GROUP}
 UNION ALL
-SELECT month, 'inference', team, zone, factor_year, SUM(windows), 0,
-       COALESCE(SUM(facility_energy_kwh), 0), location_intensity_g_per_kwh,
-       location_factor_source, location_factor_version, COALESCE(SUM(co2e_location_kg), 0),
-       market_intensity_g_per_kwh, market_factor_source, market_instrument,
-       market_is_location_fallback, COALESCE(SUM(co2e_market_kg), 0)
-FROM v_inference_daily
-WHERE {months}
-GROUP BY month, team, zone, factor_year, location_intensity_g_per_kwh,
-         location_factor_source, location_factor_version, market_intensity_g_per_kwh,
-         market_factor_source, market_instrument, market_is_location_fallback
+SELECT month, 'inference', team, zone, factor_year, COUNT(*), 0, {_SCOPE2_FIGURES}
+FROM (SELECT {{window_month}} AS month, COALESCE(team, 'unassigned') AS team, zone,
+             factor_year, intensity_method, location_factor_source, location_factor_version,
+             market_factor_source, market_instrument, market_is_location_fallback,
+             facility_energy_kwh, location_intensity_g_per_kwh, market_intensity_g_per_kwh,
+             co2e_location_kg, co2e_market_kg, co2e_location_yearly_kg
+      FROM inference_co2e) w
+WHERE {{months}}
+GROUP BY {_SCOPE2_GROUP}
 """
 
 # Serving windows' embodied CO2e (Scope 3, kept apart) on the inference rows just written.
@@ -276,7 +296,8 @@ def _insert(conn: Connection, *, runs: str, months: str, params: dict[str, Any])
     model_runs = runs.replace("start_time", "e.start_time")
     conn.execute(text(_MODEL_MONTH.format(runs=model_runs)), params)
     conn.execute(text(_INFERENCE_DAILY.format(months=months)), params)
-    conn.execute(text(_SCOPE2.format(runs=runs, months=months)), params)
+    window_month = month_sql(conn.dialect.name, "window_start")
+    conn.execute(text(_SCOPE2.format(runs=runs, months=months, window_month=window_month)), params)
 
 
 def _write_state(conn: Connection, exists: bool, marks: dict[str, Any]) -> None:

@@ -74,6 +74,27 @@ def hourly_run(
     return run_id
 
 
+# The issue's worked example: 1, 2, 3 and 4 kWh in the four hours from 2023-06-15 10:00 UTC.
+FOUR_HOURS = [
+    ("2023-06-15T11:00", 1.0),
+    ("2023-06-15T12:00", 3.0),
+    ("2023-06-15T13:00", 6.0),
+    ("2023-06-15T14:00", 10.0),
+]
+
+
+def four_hour_run(client: Any, exp: str) -> str:
+    """The DE run of the worked example (10 kWh, its cumulative history ``FOUR_HOURS``)."""
+    return hourly_run(
+        client,
+        exp,
+        start="2023-06-15T10:00",
+        end="2023-06-15T14:00",
+        energy_kwh=10.0,
+        history=FOUR_HOURS,
+    )
+
+
 def emissions(engine: Engine) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -97,20 +118,7 @@ def test_history_puts_each_hours_energy_against_that_hours_factor(
     hourly_ledger: Engine, client: Any, mlflow_uri: str
 ) -> None:
     exp = client.create_experiment("hourly")
-    history = [
-        ("2023-06-15T11:00", 1.0),
-        ("2023-06-15T12:00", 3.0),
-        ("2023-06-15T13:00", 6.0),
-        ("2023-06-15T14:00", 10.0),
-    ]
-    run = hourly_run(
-        client,
-        exp,
-        start="2023-06-15T10:00",
-        end="2023-06-15T14:00",
-        energy_kwh=10.0,
-        history=history,
-    )
+    run = four_hour_run(client, exp)
     run_etl(hourly_ledger, mlflow_uris=[mlflow_uri])
 
     de = lca("DE-LU", 2023)
@@ -123,6 +131,84 @@ def test_history_puts_each_hours_energy_against_that_hours_factor(
     assert got["co2e_market_kg"] == pytest.approx(expected, abs=1e-9)  # no contract: location
     even = sum(2.5 * de[h] for h in hours) / 1000.0
     assert abs(got["co2e_location_kg"] - even) > 1e-3  # the history, not an even spread
+
+
+@pytest.mark.parametrize("contract_g_per_kwh", [None, 120.0])
+def test_hourly_contractual_factors_match_their_hours_and_the_rest_falls_back(
+    hourly_ledger: Engine,
+    client: Any,
+    mlflow_uri: str,
+    tmp_path: Path,
+    contract_g_per_kwh: float | None,
+) -> None:
+    """Market-based: hours with an imported hourly contractual factor meet it; the other
+    hours take the yearly contract, else their own location-based (hourly) factor."""
+    from carbonledger.intensity.factors import GridFactor
+    from carbonledger.ledger import seed_emission_factors
+    from carbonledger.ledger.factor_import import import_factor_file
+
+    plain = tmp_path / "ppa.csv"
+    plain.write_text(
+        "zone,datetime_utc,intensity_g_per_kwh,basis\n"
+        "DE,2023-06-15T10:00Z,50,market\n"
+        "DE,2023-06-15T11:00Z,100,market\n",
+        encoding="utf-8",
+    )
+    with hourly_ledger.begin() as conn:
+        import_factor_file(conn, path=plain, source="acme-ppa")
+        if contract_g_per_kwh is not None:
+            contract = GridFactor(
+                contract_g_per_kwh, "acme-green-tariff", year=2023, zone="DE", basis="market"
+            )
+            seed_emission_factors(conn, factors=[contract])
+    exp = client.create_experiment("market-hourly")
+    run = four_hour_run(client, exp)
+    run_etl(hourly_ledger, mlflow_uris=[mlflow_uri])
+
+    de = lca("DE-LU", 2023)
+    at = {h: datetime(2023, 6, 15, h, tzinfo=UTC) for h in (12, 13)}
+    if contract_g_per_kwh is None:
+        rest_g = 3.0 * de[at[12]] + 4.0 * de[at[13]]
+        source = "acme-ppa"
+    else:
+        rest_g = 7.0 * contract_g_per_kwh
+        source = "acme-ppa+acme-green-tariff"
+    expected = (1.0 * 50.0 + 2.0 * 100.0 + rest_g) / 1000.0
+    with hourly_ledger.connect() as conn:
+        got = (
+            conn.execute(
+                text(
+                    "SELECT co2e_market_kg, market_intensity_g_per_kwh, market_factor_source, "
+                    "market_is_location_fallback, co2e_location_kg FROM v_run_emissions "
+                    "WHERE run_id = :r"
+                ),
+                {"r": run},
+            )
+            .mappings()
+            .one()
+        )
+    assert got["co2e_market_kg"] == pytest.approx(expected, abs=1e-9)
+    assert got["market_intensity_g_per_kwh"] == pytest.approx(expected * 100.0, abs=1e-6)
+    assert got["market_factor_source"] == source
+    assert got["market_is_location_fallback"] == 0
+    location = (
+        sum(
+            k * de[datetime(2023, 6, 15, h, tzinfo=UTC)]
+            for k, h in zip((1, 2, 3, 4), (10, 11, 12, 13), strict=True)
+        )
+        / 1000.0
+    )
+    assert got["co2e_location_kg"] == pytest.approx(location, abs=1e-9)  # location unchanged
+    with hourly_ledger.connect() as conn:
+        scope2 = conn.execute(
+            text(
+                "SELECT SUM(co2e_market_kg), SUM(co2e_location_yearly_kg), MIN(intensity_method) "
+                "FROM rollup_scope2_month WHERE activity = 'training'"
+            )
+        ).one()
+    assert scope2[0] == pytest.approx(expected, abs=1e-9)
+    assert scope2[1] == pytest.approx(10.0 * yearly("DE", 2023) / 1000.0)
+    assert scope2[2] == "hourly"
 
 
 @pytest.mark.parametrize(
