@@ -25,8 +25,14 @@ def _engine(url: str) -> Any:
 
 
 def engine() -> Any:
-    """The read-only reporting engine on CARBONLEDGER_LEDGER_URL."""
-    return _engine(get_settings().ledger_url.get_secret_value())
+    """The read-only reporting engine on CARBONLEDGER_READ_DATABASE_URL (else the ledger)."""
+    return _engine(get_settings().read_url())
+
+
+def reads_replica() -> bool:
+    """Whether the app reads a database apart from the ledger URL (a replica)."""
+    settings = get_settings()
+    return settings.read_url() != settings.ledger_url.get_secret_value()
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -52,7 +58,7 @@ def q(fn: Callable[..., Any], *, period: bool = True, **kwargs: Any) -> Any:
     directly (``q(queries.totals, team=team)``), so tools can follow every call.
     """
     first, last = (st.session_state.cl_first, st.session_state.cl_last) if period else (None, None)
-    url = get_settings().ledger_url.get_secret_value()
+    url = get_settings().read_url()
     key = f"{fn.__module__}.{fn.__qualname__}"
     return _call(url, key, first, last, tuple(sorted(kwargs.items())), fn)
 
@@ -83,8 +89,14 @@ def _pick(label: str, choices: list[str], state_key: str, default: str) -> str:
 
 
 def filters(*, team: bool = True, model: bool = False) -> tuple[str | None, str | None]:
-    """Sidebar filters shared across pages (kept in st.session_state); stops when empty."""
+    """Sidebar filters shared across pages (kept in st.session_state); stops when empty.
+
+    The sidebar also says how current the figures are (a replica may be behind the ledger).
+    """
+    from carbonledger.reporting.freshness import freshness
+
     opts = options()
+    st.sidebar.caption(q(freshness, period=False, replica=reads_replica()).describe())
     months = opts["months"]
     if not months:
         st.info(

@@ -114,3 +114,10 @@ class StoreReadError(EtlError):
 
 class ReportingError(CarbonLedgerError):
     """A report or app query got bad input (period, format, filter)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a (driver) error, for a one-line message: its cause's, when wrapped."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__

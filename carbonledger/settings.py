@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         default_factory=lambda: SecretStr(f"sqlite:///{_data_home() / 'ledger.db'}"),
         description="SQLAlchemy URL of the ledger (PostgreSQL in production).",
     )
+    read_database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL the app, `carbonledger report` and `carbonledger advise` "
+        "read, opened read-only: e.g. a PostgreSQL streaming replica (default: "
+        "CARBONLEDGER_LEDGER_URL). The ETL, migrations and budgets always use the ledger URL.",
+    )
     mlflow_uris: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Tracking URIs the ETL reads, comma-separated (default: MLFLOW_TRACKING_URI).",
@@ -195,6 +201,11 @@ class Settings(BaseSettings):
         False, description="`carbonledger demo` stops before starting the app (tests, CI)."
     )
 
+    def read_url(self) -> str:
+        """The URL the read-only surfaces open: the read URL, else the ledger URL (a secret)."""
+        chosen = self.read_database_url or self.ledger_url
+        return chosen.get_secret_value()
+
     @field_validator("mlflow_uris", "history_keys", mode="before")
     @classmethod
     def _split_uris(cls, value: object) -> object:
@@ -213,6 +224,7 @@ class Settings(BaseSettings):
         "team_rules_path",
         "budgets_path",
         "webhook_url",
+        "read_database_url",
         "gpu_share_dir",
         "instance_type",
         "embodied_path",

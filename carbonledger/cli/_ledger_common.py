@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import typer
 
 LEDGER_URL_HELP = "SQLAlchemy URL of the ledger (default: CARBONLEDGER_LEDGER_URL, a SQLite file)."
+READ_URL_HELP = (
+    "SQLAlchemy URL to read, opened read-only, e.g. a PostgreSQL read replica (default: "
+    "--ledger-url, else CARBONLEDGER_READ_DATABASE_URL, else CARBONLEDGER_LEDGER_URL)."
+)
 
 
 def redact_uri(uri: str) -> str:
@@ -23,6 +26,17 @@ def resolve_ledger_url(url: str | None) -> str:
     from carbonledger.settings import get_settings
 
     return url or get_settings().ledger_url.get_secret_value()
+
+
+def resolve_read_url(read_url: str | None, ledger_url: str | None) -> str:
+    """The URL a read-only command reads: ``--read-url``, ``--ledger-url``, then the settings.
+
+    An option beats a variable: ``--ledger-url`` alone reads that ledger even where
+    ``CARBONLEDGER_READ_DATABASE_URL`` is set.
+    """
+    from carbonledger.settings import get_settings
+
+    return read_url or ledger_url or get_settings().read_url()
 
 
 def fail(message: str, secret_url: str | None = None) -> typer.Exit:
@@ -41,11 +55,14 @@ def fail(message: str, secret_url: str | None = None) -> typer.Exit:
 
 
 @contextmanager
-def ledger_errors(url: str) -> Iterator[None]:
-    """Turn carbonledger and database errors into one actionable line and exit status 1."""
+def ledger_errors(url: str, *, option: str = "--ledger-url") -> Iterator[None]:
+    """Turn carbonledger and database errors into one actionable line and exit status 1.
+
+    ``option`` is the command-line option that sets ``url``, named in the message.
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from carbonledger.errors import CarbonLedgerError
+    from carbonledger.errors import CarbonLedgerError, first_line
     from carbonledger.ledger.engine import redact
 
     try:
@@ -53,10 +70,8 @@ def ledger_errors(url: str) -> Iterator[None]:
     except CarbonLedgerError as exc:
         raise fail(str(exc), url) from None
     except SQLAlchemyError as exc:
-        orig: Any = getattr(exc, "orig", None) or exc
-        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
         raise fail(
-            f"the ledger at {redact(url)} failed: {first}. Check --ledger-url, that the "
+            f"the ledger at {redact(url)} failed: {first_line(exc)}. Check {option}, that the "
             "database is up, and run `carbonledger db upgrade`",
             url,
         ) from None

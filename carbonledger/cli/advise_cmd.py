@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carbonledger.cli._ledger_common import LEDGER_URL_HELP, ledger_errors, resolve_ledger_url
+from carbonledger.cli._ledger_common import (
+    LEDGER_URL_HELP,
+    READ_URL_HELP,
+    ledger_errors,
+    resolve_read_url,
+)
 
 WIDE = 160
 """Columns of the table when stdout is not a terminal."""
@@ -38,10 +43,11 @@ def advise_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     top: Annotated[int, typer.Option("--top", help="Show at most this many (0: all).")] = 0,
     ledger_url: Annotated[str | None, typer.Option("--ledger-url", help=LEDGER_URL_HELP)] = None,
+    read_url: Annotated[str | None, typer.Option("--read-url", help=READ_URL_HELP)] = None,
 ) -> None:
     """What to change, per team and model, with the kg CO2e per year it saves."""
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
+    url = resolve_read_url(read_url, ledger_url)
+    with ledger_errors(url, option="--read-url"):
         from carbonledger.advise import advise
         from carbonledger.advise.base import parse_since
         from carbonledger.reporting import reporting_engine

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from carbonledger.cli._ledger_common import LEDGER_URL_HELP, fail, resolve_ledger_url
+from carbonledger.cli._ledger_common import (
+    LEDGER_URL_HELP,
+    READ_URL_HELP,
+    fail,
+    resolve_ledger_url,
+    resolve_read_url,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +27,7 @@ def app_cmd(
         str, typer.Option("--address", help="Address to bind (0.0.0.0 to share).")
     ] = "127.0.0.1",
     ledger_url: Annotated[str | None, typer.Option("--ledger-url", help=LEDGER_URL_HELP)] = None,
+    read_url: Annotated[str | None, typer.Option("--read-url", help=READ_URL_HELP)] = None,
 ) -> None:
     """Serve the app (Overview, Teams, Models, Runs, Efficiency, What-if, Methodology)."""
     from carbonledger.reporting.serve import app_command, app_env, app_script
@@ -31,5 +38,5 @@ def app_cmd(
             f"the app is not part of this installation ({script} is missing): reinstall "
             "carbonledger (pip install --force-reinstall carbonledger)"
         )
-    env = app_env(resolve_ledger_url(ledger_url))
+    env = app_env(resolve_ledger_url(ledger_url), resolve_read_url(read_url, ledger_url))
     raise typer.Exit(subprocess.call(app_command(port=port, address=address), env=env))

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from carbonledger.cli._ledger_common import LEDGER_URL_HELP, ledger_errors, resolve_ledger_url
+from carbonledger.cli._ledger_common import (
+    LEDGER_URL_HELP,
+    READ_URL_HELP,
+    ledger_errors,
+    resolve_ledger_url,
+    resolve_read_url,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +31,12 @@ def report_cmd(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="How many top emitting runs to list.")] = 10,
     ledger_url: Annotated[str | None, typer.Option("--ledger-url", help=LEDGER_URL_HELP)] = None,
+    read_url: Annotated[str | None, typer.Option("--read-url", help=READ_URL_HELP)] = None,
 ) -> None:
     """Totals by team and model, Scope 2 both bases, estimates, budgets, methodology."""
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
+    url = resolve_read_url(read_url, ledger_url)
+    replica = url != resolve_ledger_url(ledger_url)
+    with ledger_errors(url, option="--read-url"):
         from carbonledger.errors import ReportingError
         from carbonledger.reporting import build_report, parse_period, render, reporting_engine
         from carbonledger.reporting.report import FORMATS
@@ -38,7 +46,7 @@ def report_cmd(
             raise ReportingError(f"--format {fmt!r} is unknown: use one of {', '.join(FORMATS)}")
         engine = reporting_engine(url)
         try:
-            text = render(build_report(engine, period=parsed, top=top), fmt)
+            text = render(build_report(engine, period=parsed, top=top, replica=replica), fmt)
         finally:
             engine.dispose()
     if output is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carbonledger.contract import M_HEARTBEAT_MS, metric_filter
-from carbonledger.errors import EtlError
+from carbonledger.errors import EtlError, first_line
 from carbonledger.etl.transform import ExperimentInfo
 
 PAGE_SIZE = 10_000
@@ -47,12 +47,18 @@ def open_client(uri: str) -> Any:
     """An ``MlflowClient`` on ``uri`` (tracking and registry)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except Exception as exc:  # MLflow opens a database store here (schema checks included)
+        from carbonledger.ledger.engine import redact_uri
+
+        raise _wrap(redact_uri(uri), exc) from None
 
 
 def _wrap(uri: str, exc: Exception) -> EtlError:
-    return EtlError(
-        f"cannot read the MLflow tracking server {uri!r}: {type(exc).__name__}: {exc}. "
+    return EtlError(  # one line: MLflow's messages run to paragraphs
+        f"cannot read the MLflow tracking server {uri!r}: {type(exc).__name__}: "
+        f"{first_line(exc)}. "
         "Check --mlflow-uri (and MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN) and that the "
         "server is up; the ledger was left as it was"
     )

@@ -157,8 +157,10 @@ def open_source(uri: str, *, read: ReadMode | None = None) -> Iterator[Source]:
         read: ``auto``, ``client`` or ``store`` (default: ``CARBONLEDGER_ETL_READ``).
 
     Raises:
-        StoreReadError: a database URI that is no MLflow store, a store whose schema is too
-            old, or (``store``) one the direct reader cannot read.
+        StoreReadError: a database URI that is no MLflow store (an empty database included),
+            a store whose schema is too old or unknown to the installed MLflow (on either
+            path: the client would create tables, or fail with a traceback), or (``store``)
+            one the direct reader cannot read.
         EtlError: the store cannot be reached.
     """
     with fewer_gc_passes():
@@ -175,7 +177,7 @@ def _open(uri: str, read: ReadMode | None) -> Iterator[Source]:
         from carbonledger.settings import get_settings
 
         read = get_settings().etl_read
-    if read == "client" or not is_database_uri(uri):
+    if not is_database_uri(uri):
         if read == "store":
             raise EtlError(
                 f"CARBONLEDGER_ETL_READ=store reads database tracking URIs only (sqlite:///, "
@@ -183,10 +185,12 @@ def _open(uri: str, read: ReadMode | None) -> Iterator[Source]:
             )
         yield ClientSource(uri)
         return
+    # Checked on every path, read-only: MLflow's client would create its tables in a database
+    # that is no store yet, and fail with a traceback on a schema it does not know.
     reader = StoreReader(uri).begin()
     try:
         problem = schema_problem(reader.schema_revision(), uri)
-        if problem is None and reader.uses_workspaces():
+        if problem is None and read != "client" and reader.uses_workspaces():
             problem = (
                 "the MLflow store keeps experiments in several workspaces, which the direct "
                 "SQL reader does not read"
@@ -194,6 +198,10 @@ def _open(uri: str, read: ReadMode | None) -> Iterator[Source]:
     except BaseException:
         reader.close()
         raise
+    if read == "client":
+        reader.close()
+        yield ClientSource(uri)
+        return
     if problem is not None:
         reader.close()
         if read == "store":

@@ -44,7 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 
 from carbonledger.contract import M_HEARTBEAT_MS
-from carbonledger.errors import EtlError
+from carbonledger.errors import EtlError, first_line
 from carbonledger.etl.extract import ModelVersionInfo, RegisteredModelInfo
 from carbonledger.etl.store_schema import (
     _METRIC_ROWS,
@@ -70,7 +70,6 @@ from carbonledger.etl.store_schema import (
     Metric,
     Run,
     _chunks,
-    _first_line,
     _group_metrics,
     _group_tags,
     _metric,
@@ -140,7 +139,7 @@ class StoreReader:
         from carbonledger.ledger.engine import redact_uri
 
         return EtlError(
-            f"cannot read the MLflow store {redact_uri(self.uri)}: {_first_line(exc)}. "
+            f"cannot read the MLflow store {redact_uri(self.uri)}: {first_line(exc)}. "
             "Check --mlflow-uri and that the database is up; the ledger was left as it was"
         )
 

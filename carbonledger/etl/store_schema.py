@@ -216,12 +216,6 @@ def open_engine(uri: str) -> Engine:
     return engine
 
 
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__
-
-
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -282,8 +276,8 @@ def schema_problem(revision: str | None, uri: str) -> str | None:
     """Why the direct path cannot read a store at ``revision`` (``None``: it can).
 
     Raises:
-        StoreReadError: not an MLflow store, or a schema older than the installed MLflow's
-            (MLflow itself would refuse it; the message gives the fix).
+        StoreReadError: not an MLflow store, or a schema older than the installed MLflow's or
+            unknown to it (MLflow itself would refuse it; the message gives the fix).
     """
     from carbonledger.ledger.engine import redact_uri
 
@@ -305,6 +299,13 @@ def schema_problem(revision: str | None, uri: str) -> str | None:
         raise StoreReadError(
             f"the MLflow store {shown} has schema revision {revision}, older than this MLflow "
             f"needs ({head or 'newer'}): back it up, then run `mlflow db upgrade {shown}`"
+        )
+    if parents and revision not in parents:  # MLflow's client would refuse it too
+        raise StoreReadError(
+            f"the MLflow store {shown} has schema revision {revision}, which the installed "
+            f"MLflow does not know (its newest is {head}): a newer MLflow upgraded the store, "
+            "so install the tracking server's MLflow version beside carbonledger "
+            "(pip install 'mlflow==<server version>')"
         )
     return (
         f"the MLflow store {shown} has schema revision {revision}, which carbonledger's direct "

@@ -25,8 +25,14 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 _USERINFO = re.compile(r"(//[^/:@]*):[^@/]*@")
 
 
-def ledger_url(url: str | None = None) -> URL:
+def ledger_url(
+    url: str | None = None, *, where: str = "CARBONLEDGER_LEDGER_URL or --ledger-url"
+) -> URL:
     """Parse ``url`` (default: ``CARBONLEDGER_LEDGER_URL``) into a SQLAlchemy URL.
+
+    Args:
+        url: the URL; ``None`` reads the setting.
+        where: where the URL was set, named in the error.
 
     Raises:
         ConfigError: the URL cannot be parsed; the message never shows the password.
@@ -37,7 +43,7 @@ def ledger_url(url: str | None = None) -> URL:
     except ArgumentError:
         raise ConfigError(
             "the ledger URL is not a SQLAlchemy URL: use e.g. sqlite:///ledger.db or "
-            "postgresql+psycopg://user:pass@host/db (CARBONLEDGER_LEDGER_URL or --ledger-url)"
+            f"postgresql+psycopg://user:pass@host/db ({where})"
         ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")

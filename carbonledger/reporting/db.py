@@ -1,8 +1,10 @@
 """Read-only access to the ledger for the app and the reports.
 
-``reporting_engine`` opens the ledger so that no statement can write: PostgreSQL sessions are
-``default_transaction_read_only``, SQLite connections ``PRAGMA query_only``. ``frame`` runs
-one bound-parameter statement and returns a ``pandas.DataFrame``.
+``reporting_engine`` opens the database the read-only surfaces read
+(``CARBONLEDGER_READ_DATABASE_URL``, e.g. a PostgreSQL streaming replica; else the ledger)
+so that no statement can write: PostgreSQL sessions are ``default_transaction_read_only``,
+SQLite connections ``PRAGMA query_only``. ``frame`` runs one bound-parameter statement and
+returns a ``pandas.DataFrame``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,25 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, bindparam, event, text
 
-from carbonledger.errors import LedgerError, ReportingError
+from carbonledger.errors import LedgerError, ReportingError, first_line
 from carbonledger.ledger.engine import create_ledger_engine, ledger_url, redact
 
 
 def reporting_engine(url: str | None = None) -> Engine:
-    """An engine on the ledger (default: ``CARBONLEDGER_LEDGER_URL``) that refuses writes.
+    """An engine on the ledger that refuses writes.
+
+    Args:
+        url: the database to read (default: ``CARBONLEDGER_READ_DATABASE_URL``, else
+            ``CARBONLEDGER_LEDGER_URL``).
 
     Raises:
+        ConfigError: the URL is not a SQLAlchemy URL.
         LedgerError: the ledger has no reporting views yet (run ``carbonledger db upgrade``).
     """
-    parsed = ledger_url(url)
+    from carbonledger.settings import get_settings
+
+    raw = url if url is not None else get_settings().read_url()
+    parsed = ledger_url(raw, where="CARBONLEDGER_READ_DATABASE_URL or --read-url")
     if parsed.get_backend_name() == "postgresql":
         engine = create_ledger_engine(
             parsed, connect_args={"options": _pg_options(parsed.query.get("options"))}
@@ -37,13 +47,23 @@ def reporting_engine(url: str | None = None) -> Engine:
             cursor.close()
 
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except Exception as exc:
+        engine.dispose()
+        raise LedgerError(
+            f"cannot reach the ledger at {redact(parsed)}: {first_line(exc)}. Check the URL "
+            "(--read-url, --ledger-url, CARBONLEDGER_READ_DATABASE_URL or "
+            "CARBONLEDGER_LEDGER_URL) and that the database is up"
+        ) from None
+    try:
+        with conn:
             conn.execute(text("SELECT 1 FROM rollup_team_month WHERE 1 = 0"))
     except Exception:
         engine.dispose()
         raise LedgerError(
             f"the ledger at {redact(parsed)} has no reporting tables: run "
-            "`carbonledger db upgrade` and `carbonledger etl` first"
+            "`carbonledger db upgrade` and `carbonledger etl` first (on the primary, when "
+            "this is a read replica)"
         ) from None
     return engine
 

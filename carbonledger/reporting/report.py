@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from carbonledger import __version__
 from carbonledger.errors import ReportingError
 from carbonledger.reporting import advice, embodied, lifecycle, methodology, queries, timing_report
+from carbonledger.reporting.freshness import Freshness, freshness
 from carbonledger.reporting.periods import Period
 
 FORMATS = ("md", "csv", "html")
@@ -30,11 +31,19 @@ class Report:
     totals: queries.Totals
     sections: dict[str, pd.DataFrame] = field(default_factory=dict)
     estimates: methodology.EstimateCounts | None = None
+    freshness: Freshness | None = None
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
-    """Collect every figure of the period report."""
+def build_report(engine: Engine, *, period: Period, top: int = 10, replica: bool = False) -> Report:
+    """Collect every figure of the period report.
+
+    Args:
+        engine: a reporting engine.
+        period: the period reported.
+        top: how many top emitting runs (and recommendations) to list.
+        replica: ``engine`` reads a replica, not the ledger URL (the header says so).
+    """
     t = queries.totals(engine, period=period)
     summary = pd.DataFrame(
         [
@@ -68,6 +77,7 @@ def build_report(engine: Engine, *, period: Period, top: int = 10) -> Report:
         "Defaults": pd.DataFrame(methodology.DEFAULTS, columns=["when", "default"]),
     }
     report.estimates = methodology.estimate_counts(engine, period=period)
+    report.freshness = freshness(engine, replica=replica)
     return report
 
 
@@ -124,6 +134,8 @@ def _header(report: Report) -> list[str]:
             f"{e.unmetered_runs}; at the world-default intensity: {e.world_default_runs}; "
             f"market-based falling back to location-based: {e.market_fallback_runs}."
         )
+    if report.freshness is not None:
+        lines.append(report.freshness.describe(report.generated_at))
     return lines
 
 

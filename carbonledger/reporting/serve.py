@@ -1,7 +1,8 @@
 """Serving the Streamlit app: where its script is, the command, a health wait.
 
-Used by ``carbonledger app`` and ``carbonledger demo``. The app reads the ledger named by
-``CARBONLEDGER_LEDGER_URL`` in its environment, read-only.
+Used by ``carbonledger app`` and ``carbonledger demo``. The app reads the database named by
+``CARBONLEDGER_READ_DATABASE_URL`` in its environment (a replica, or the ledger itself),
+read-only.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ def app_command(*, port: int, address: str) -> list[str]:
     ]  # fmt: skip
 
 
-def app_env(ledger_url: str) -> dict[str, str]:
-    """This process's environment with the ledger URL the app must read."""
+def app_env(ledger_url: str, read_url: str | None = None) -> dict[str, str]:
+    """This process's environment with the ledger URL and the URL the app must read.
+
+    Both are set, so a ``CARBONLEDGER_READ_DATABASE_URL`` inherited from this process never
+    points the app at another database than the caller chose (default: the ledger).
+    """
     env = dict(os.environ)
     env["CARBONLEDGER_LEDGER_URL"] = ledger_url
+    env["CARBONLEDGER_READ_DATABASE_URL"] = read_url or ledger_url
     return env
 
 

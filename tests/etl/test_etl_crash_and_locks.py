@@ -117,11 +117,12 @@ def test_sigkill_at_any_point_leaves_the_ledger_as_it_was_and_the_next_load_conv
     assert "loaded 0, updated 0, unchanged " in out
 
 
+@pytest.mark.parametrize("read", ["store", "client"])
 def test_two_etls_at_once_load_each_run_exactly_once(
-    ledger: Engine, ledger_url: str, big_store: tuple[str, float]
+    ledger: Engine, ledger_url: str, big_store: tuple[str, float], read: str
 ) -> None:
     uri, total = big_store
-    procs = [etl(uri, ledger_url), etl(uri, ledger_url)]
+    procs = [etl(uri, ledger_url, read), etl(uri, ledger_url, read)]
     outputs = [p.communicate(timeout=300) for p in procs]
 
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outputs]

@@ -117,3 +117,83 @@ def test_the_cursor_never_passes_a_run_committed_during_the_pass(
     assert second.loaded == 1
     assert one(ledger, "SELECT count(*) AS n FROM runs WHERE run_id = :r", r=late[0]).n == 1
     assert one(ledger, "SELECT end_time_ms FROM etl_state").end_time_ms == T0_MS + 9e6
+
+
+ZONE_OF_STEP = {1: "DE", 2: "FR", 3: "US-CAL-CISO"}
+N_LIVE_RUNS = 8
+
+
+def _write_runs(client: Any, exp: str, failures: list[BaseException]) -> None:
+    """Each run: created, 3 batches (step k: gpu k kWh, cpu 0.2k, ram 0.05k, zone of step k,
+    a growing heartbeat), then finished; heartbeats and end times grow in commit order."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    try:
+        for i in range(N_LIVE_RUNS):
+            start = T0_MS + i * 10_000
+            run_id = client.create_run(exp, start_time=start).info.run_id
+            for k in (1, 2, 3):
+                values = metered_metrics(
+                    gpu=k, cpu=0.2 * k, ram=0.05 * k, heartbeat_ms=start + 1000 * k
+                )
+                zone = ZONE_OF_STEP[k]
+                client.log_batch(
+                    run_id,
+                    metrics=[Metric(key, v, start + 1000 * k, k) for key, v in values.items()],
+                    tags=[RunTag(key, v) for key, v in metered_tags(zone).items()],
+                )
+                time.sleep(0.02)
+            client.set_terminated(run_id, status="FINISHED", end_time=start + 5000)
+    except BaseException as exc:  # the test fails on it, not the thread
+        failures.append(exc)
+
+
+def _ledger_runs(ledger: Engine) -> dict[str, tuple[Any, ...]]:
+    with ledger.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT r.run_id, r.energy_kwh, r.grid_zone, r.status, e.energy_kwh AS gpu "
+                "FROM runs r LEFT JOIN run_energy e ON e.run_pk = r.id AND e.component = 'gpu'"
+            )
+        ).all()
+    return {row.run_id: tuple(row[1:]) for row in rows}
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_writer_thread_during_passes_never_tears_a_run_and_the_next_pass_loads_the_rest(
+    live_store: tuple[str, Any], ledger: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected: a thread writes runs through MLflow (create, three batches of metrics and
+    tags, finish) while incremental passes run back to back, no clock-skew lookback. Checked
+    after every pass: each loaded run is one batch whole (the energy, its GPU component and
+    the zone of the same batch). After the writer stops, one incremental pass loads every run
+    at its final figures: the cursor never moved past a run a pass did not load."""
+    import threading
+
+    uri, client = live_store
+    monkeypatch.setenv("CARBONLEDGER_ETL_LOOKBACK_S", "0")
+    get_settings.cache_clear()
+    exp = client.create_experiment("live")
+    failures: list[BaseException] = []
+    writer = threading.Thread(target=_write_runs, args=(client, exp, failures), daemon=True)
+    writer.start()
+    passes, partial = 0, 0
+    while writer.is_alive() or passes == 0:
+        run_etl(ledger, mlflow_uris=[uri])
+        passes += 1
+        seen = _ledger_runs(ledger)
+        for run_id, (energy, zone, _status, gpu) in seen.items():
+            [k] = [k for k, z in ZONE_OF_STEP.items() if z == zone] or [0]  # 0: no batch yet
+            assert (energy or 0, gpu or 0) == (pytest.approx(1.25 * k), pytest.approx(k)), run_id
+        partial += len(seen) < N_LIVE_RUNS or any(v[2] != "FINISHED" for v in seen.values())
+    writer.join(60)
+    assert not failures, failures
+    assert passes >= 2 and partial >= 1, "no pass ran while the writer wrote"
+
+    run_etl(ledger, mlflow_uris=[uri])
+    final = _ledger_runs(ledger)
+    assert len(final) == N_LIVE_RUNS
+    want = (pytest.approx(3.75), "US-CAL-CISO", "FINISHED", pytest.approx(3.0))
+    assert all(v == want for v in final.values()), final

@@ -40,8 +40,16 @@ class MlflowServer:
             os.environ,
             MLFLOW_DISABLE_TELEMETRY="true",
             CARBONLEDGER_DISABLE="1",
-            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-        )  # no huey workers to orphan
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",  # no huey workers to orphan
+            # No connection pool: the server runs each request in one of anyio's 40 threads,
+            # and SQLAlchemy's default pool (5 + 10 overflow) made a request wait for a
+            # connection while others sat in SQLite's busy wait (MLflow sets 20 s). Past 30 s
+            # the pool's TimeoutError reached the client as a 400, which it never retries, and
+            # a training process failed under a loaded machine. Without a pool a request opens
+            # its own SQLite connection and waits only on SQLite's lock, whose timeout MLflow
+            # returns as 503, which the client retries.
+            MLFLOW_SQLALCHEMYSTORE_POOLCLASS="NullPool",
+        )
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [

@@ -80,6 +80,9 @@ def etl_forker(out_s: str) -> None:
     from carbonledger.cli import main  # noqa: F401 - everything the ETL imports, imported now
     from carbonledger.etl import pipeline  # noqa: F401
 
+    if os.environ.get("CARBONLEDGER_ETL_READ") == "client":  # the client path's import cost
+        import mlflow.tracking  # noqa: F401
+
     out = Path(out_s)
     for line in sys.stdin:
         _, tag, n_s, *args = line.split()

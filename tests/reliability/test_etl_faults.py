@@ -1,6 +1,8 @@
 """The ETL under faults: SIGKILL at 20 random points, several ETLs at once, PostgreSQL restarted.
 
 The ledger must always equal a clean single load (same rows, same totals) or be untouched.
+Each case runs on both ways of reading MLflow: its tables directly (``store``) and its client
+(``client``).
 Builds on tests/etl/test_etl_crash_and_locks.py (its ``etl`` subprocess and ``state`` helpers);
 to afford 20 kills, the ETL processes are forked from one process that imported the ETL once.
 """
@@ -116,10 +118,11 @@ class Forker:
         self.proc.wait(30)
 
 
-@pytest.fixture
-def forker(tmp_path: Path) -> Iterator[Forker]:
+@pytest.fixture(params=["store", "client"])
+def forker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Forker]:
+    """A forker whose ETLs read MLflow's tables (``store``) or through its client."""
     env = {**os.environ, "CARBONLEDGER_DISABLE": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    f = Forker(tmp_path, env)
+    f = Forker(tmp_path, {**env, "CARBONLEDGER_ETL_READ": request.param})
     yield f
     f.close()
 
@@ -282,20 +285,26 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePost
 
 @pytest.mark.postgres
 @pytest.mark.restart
+@pytest.mark.parametrize("read", ["store", "client"])
 def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_clean(
-    private_pg: PrivatePostgres, bigger_store: tuple[str, float, int], tmp_path: Path
+    read: str, private_pg: PrivatePostgres, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """Injected: a private PostgreSQL (initdb in a temp folder, own port) is restarted with
-    ``pg_ctl -m fast`` (connections terminated) while ``carbonledger etl`` loads 20,000 runs.
-    Checked: the ETL exits non-zero with a one-line ledger error (no traceback), the ledger
-    holds nothing of the interrupted load, and the next load equals a clean single load."""
+    ``pg_ctl -m fast`` (connections terminated) while ``carbonledger etl`` loads 20,000 runs
+    read directly, or 1,000 through MLflow's client (which takes longer). Checked: the ETL exits
+    non-zero with a one-line ledger error (no traceback), the ledger holds nothing of the
+    interrupted load, and the next load equals a clean single load."""
     from carbonledger.ledger import create_ledger_engine, migrate
 
-    uri, total, n_runs = bigger_store
+    if read == "store":
+        uri, total, n_runs = request.getfixturevalue("bigger_store")
+    else:
+        uri, total = request.getfixturevalue("big_store")
+        n_runs = N_RUNS
     engine = create_ledger_engine(private_pg.url)
     migrate.upgrade(engine)
     engine.dispose()
-    proc = etl(uri, private_pg.url)
+    proc = etl(uri, private_pg.url, read)
     assert proc.stderr is not None
     while "load lock held" not in (line := proc.stderr.readline()):
         assert line, "the ETL ended before it took the load lock"
@@ -309,7 +318,7 @@ def test_postgres_restarted_during_a_load_fails_cleanly_and_the_next_load_is_cle
     engine = create_engine(private_pg.url)
     try:
         assert state(engine)[:3] == (0, 0, 0)
-        again = etl(uri, private_pg.url)
+        again = etl(uri, private_pg.url, read)
         _, err2 = again.communicate(timeout=300)
         assert again.returncode == 0, err2
         assert state(engine) == (n_runs, 3 * n_runs, 1, pytest.approx(total))
