@@ -1,13 +1,17 @@
-"""Reporting at design scale on PostgreSQL: generate, refresh rollups, time every page's queries.
+"""Reporting at scale on PostgreSQL: generate, refresh rollups, time every page's queries.
 
-    .venv/bin/python bench/reporting_bench.py \
-        --url postgresql+psycopg://postgres@127.0.0.1:5432/test --runs 1000000 --windows 10000000
+    .venv/bin/python bench/reporting_bench.py --runs 1000000 --windows 100000000 \
+        --versions 200 --new-day-versions 500 --schema cl_reporting_bench_100m
+    .venv/bin/python bench/reporting_bench.py --reuse --schema cl_reporting_bench_100m \
+        [--rebuild] [--new-day-versions 500] --repeat 5
 
-Fills its own schema (``cl_reporting_bench``, dropped first) with server-side generate_series:
-50 teams, 5,000 models, runs over 2025, 1-minute inference windows of 20 model versions, one
-non-carbon metric per run, budgets. Then times the full rollup build, a no-change incremental
-refresh, each page's reporting calls (p50/p95 over --repeat runs, target p95 < 1.5 s) and the
-period report.
+Fills its own schema (``--schema``, dropped first) with server-side generate_series: 50 teams,
+5,000 models, runs over 2025, one non-carbon metric per run, budgets, and 1-minute inference
+windows of ``--versions`` model versions from 2025-01-01, one INSERT per monthly partition with
+the keys and indexes built after the load. Then times the first full rollup build, a no-change
+refresh, optionally one new day of windows for N versions and its incremental refresh, prints
+the disk used per table, and times each page's reporting calls (p50/p95 over --repeat runs,
+target p95 < 1.5 s) and the period report.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from carbonledger.ledger import create_ledger_engine, migrate, seed_emission_factors
+from carbonledger.ledger import create_ledger_engine, migrate, partitions, seed_emission_factors
 from carbonledger.ledger.repositories import shipped_factors
 from carbonledger.reporting import build_report, lifecycle, methodology, parse_period, queries
 from carbonledger.reporting import runs as runs_q
 from carbonledger.reporting.db import reporting_engine
+from carbonledger.reporting.periods import next_month_start
 from carbonledger.reporting.rollups import refresh_rollups
 
 SCHEMA = "cl_reporting_bench"
@@ -46,16 +52,31 @@ FROM (SELECT i, timestamptz '2025-01-01 00:00+00' + (i * interval '31 seconds') 
       FROM generate_series(1, :n) AS i) g
 """
 
+# One month of windows into its partition: minute t of the year, version v (ids t*V + v + 1).
 GEN_WINDOWS = f"""
+INSERT INTO {{partition}} (id, source_id, run_id, model_name, model_version, team,
+    window_start, window_end, activity_year, requests, energy_kwh, pue, facility_energy_kwh,
+    grid_zone)
+SELECT t * CAST(:versions AS bigint) + v + 1, 1, 'serve-' || v, 'model-' || (v % 40), 1 + v / 40,
+       'team-' || (v % 50), ts, ts + interval '1 minute', 2025, (random() * 600)::int, e, 1.2,
+       e * 1.2, ({ZONES})[1 + v % 7]
+FROM (SELECT t, v, timestamptz '2025-01-01 00:00+00' + t * interval '1 minute' AS ts,
+             (random() * 0.02)::double precision AS e
+      FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS t,
+           generate_series(0, CAST(:versions AS int) - 1) AS v) g
+"""
+
+# One new UTC day of windows for N versions (the incremental-refresh figure).
+NEW_DAY = f"""
 INSERT INTO inference_windows (source_id, run_id, model_name, model_version, team,
     window_start, window_end, activity_year, requests, energy_kwh, pue, facility_energy_kwh,
     grid_zone)
-SELECT 1, 'serve-' || (i % 20), 'model-' || (i % 20), 1 + (i % 20) / 5, 'team-' || (i % 50),
+SELECT 1, 'serve-new-' || v, 'model-' || (v % 40), 100 + v / 40, 'team-' || (v % 50),
        ts, ts + interval '1 minute', 2025, (random() * 600)::int, e, 1.2, e * 1.2,
-       ({ZONES})[1 + i % 7]
-FROM (SELECT i, timestamptz '2025-01-01 00:00+00' + ((i / 20) * interval '1 minute') AS ts,
+       ({ZONES})[1 + v % 7]
+FROM (SELECT v, CAST(:day AS timestamptz) + t * interval '1 minute' AS ts,
              (random() * 0.02)::double precision AS e
-      FROM generate_series(1, :n) AS i) g
+      FROM generate_series(0, 1439) AS t, generate_series(0, CAST(:versions AS int) - 1) AS v) g
 """
 
 
@@ -73,27 +94,73 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--schema", default=SCHEMA)
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--windows", type=int, default=10_000_000)
+    parser.add_argument("--versions", type=int, default=20, help="model versions served")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument(
         "--reuse", action="store_true", help="time the queries on the schema a run left"
     )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="with --reuse: time a full rollup build again"
+    )
+    parser.add_argument(
+        "--new-day-versions",
+        type=int,
+        default=0,
+        help="add one new UTC day of 1-minute windows for this many versions and time the "
+        "incremental rollup refresh (500 -> 720,000 windows)",
+    )
     args = parser.parse_args()
-    url = make_url(args.url).update_query_dict({"options": f"-csearch_path={SCHEMA}"})
+    url = make_url(args.url).update_query_dict({"options": f"-csearch_path={args.schema}"})
     url_s = url.render_as_string(hide_password=False)
     if not args.reuse:
         generate(args, url_s)
+    engine = create_ledger_engine(url_s)
+    if not args.reuse or args.rebuild:
+        build_rollups(engine)
+    if args.new_day_versions:
+        new_day(engine, args.new_day_versions)
+    print_sizes(engine)
+    engine.dispose()
     time_pages(url_s, args.repeat)
 
 
-def generate(args: argparse.Namespace, url_s: str) -> None:
-    """Fill the bench schema and build the rollups, printing the timings."""
+def _keys_and_indexes(conn: Any, table: str) -> tuple[list[str], list[str]]:
+    """``ALTER TABLE ... ADD`` and ``CREATE INDEX`` statements of ``table``'s keys."""
+    keys = [
+        f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+        for name, definition in conn.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = CAST(:t AS regclass) AND contype IN ('p', 'u', 'f') "
+                "AND conparentid = 0"
+            ),
+            {"t": table},
+        )
+    ]
+    indexes = [
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "WHERE i.indrelid = CAST(:t AS regclass) AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+            ),
+            {"t": table},
+        )
+    ]
+    return keys, indexes
 
+
+def generate(args: argparse.Namespace, url_s: str) -> None:
+    """Fill the bench schema (windows one partition at a time, keys after), printing timings."""
     admin = create_ledger_engine(args.url)
     with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        conn.exec_driver_sql(f"CREATE SCHEMA {SCHEMA}")
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
+        conn.exec_driver_sql(f"CREATE SCHEMA {args.schema}")
+    admin.dispose()
     engine = create_ledger_engine(url_s)
     migrate.upgrade(engine)
     t0 = time.perf_counter()
@@ -105,7 +172,6 @@ def generate(args: argparse.Namespace, url_s: str) -> None:
             )
         )
         conn.execute(text(GEN_RUNS), {"n": args.runs})
-        conn.execute(text(GEN_WINDOWS), {"n": args.windows})
         conn.execute(
             text(
                 "INSERT INTO run_metrics (source_id, run_id, key, value) "
@@ -121,22 +187,111 @@ def generate(args: argparse.Namespace, url_s: str) -> None:
                 "FROM generate_series(0, 49) i"
             )
         )
+    print(f"generated {args.runs:,} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+    generate_windows(engine, args.windows, args.versions)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+    print(f"generated and analysed in {time.perf_counter() - t0:.1f} s", flush=True)
+    engine.dispose()
+
+
+def generate_windows(engine: Any, windows: int, versions: int) -> None:
+    """``windows`` one-minute windows of ``versions`` versions from 2025-01-01, per month."""
+    minutes = windows // versions
+    last = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes - 1)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        partitioned = partitions.is_partitioned(conn, "inference_windows")
+        if partitioned:
+            partitions.ensure_partitions(conn, datetime(2025, 1, 1, tzinfo=UTC), last, ahead=0)
+        keys, indexes = _keys_and_indexes(conn, "inference_windows")
+        for name in [k.split()[5] for k in keys]:
+            conn.exec_driver_sql(f"ALTER TABLE inference_windows DROP CONSTRAINT {name}")
+        for index in indexes:
+            conn.exec_driver_sql(f"DROP INDEX {index.split()[2]}")
+    month, first = "2025-01", 0
+    while first < minutes:
+        end = int((next_month_start(month) - datetime(2025, 1, 1, tzinfo=UTC)).total_seconds())
+        end_minute = min(minutes, end // 60)
+        target = partitions.partition_name("inference_windows", month)
+        t1 = time.perf_counter()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            sql = GEN_WINDOWS.format(partition=target if partitioned else "inference_windows")
+            conn.execute(text(sql), {"first": first, "last": end_minute - 1, "versions": versions})
+        rows = (end_minute - first) * versions
+        print(f"  {month}: {rows:,} windows in {time.perf_counter() - t1:.1f} s", flush=True)
+        first, month = end_minute, next_month_start(month).strftime("%Y-%m")
+    t1 = time.perf_counter()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence('inference_windows', 'id'), :n)"),
+            {"n": minutes * versions},
+        )
+        for statement in keys + indexes:
+            conn.exec_driver_sql(statement)
     print(
-        f"generated {args.runs:,} runs, {args.windows:,} windows in "
-        f"{time.perf_counter() - t0:.1f} s"
+        f"  keys and indexes {time.perf_counter() - t1:.1f} s; {minutes * versions:,} windows "
+        f"in {time.perf_counter() - t0:.1f} s",
+        flush=True,
     )
 
+
+def build_rollups(engine: Any) -> None:
+    """Time the first full rollup build and a no-change refresh."""
     t0 = time.perf_counter()
     with engine.begin() as conn:
         refresh_rollups(conn, full=True)
-    print(f"rollups full build: {time.perf_counter() - t0:.1f} s")
+    print(f"rollups full build: {time.perf_counter() - t0:.1f} s", flush=True)
     t0 = time.perf_counter()
     with engine.begin() as conn:
         summary = refresh_rollups(conn)
     print(f"rollups no-change refresh: {time.perf_counter() - t0:.3f} s ({summary.months})")
-    engine.dispose()
+
+
+def new_day(engine: Any, versions: int) -> None:
+    """Add one UTC day of windows for ``versions`` versions; time the incremental refresh."""
+    with engine.begin() as conn:
+        last = conn.execute(text("SELECT MAX(window_start) FROM inference_windows")).scalar()
+        day = (last + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        partitions.ensure_partitions(conn, day, day)
+        conn.execute(text(NEW_DAY), {"day": day, "versions": versions})
+        conn.exec_driver_sql("ANALYZE inference_windows")
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        summary = refresh_rollups(conn)
+    print(
+        f"incremental refresh after {1440 * versions:,} new windows on {day:%Y-%m-%d}: "
+        f"{time.perf_counter() - t0:.2f} s ({summary})",
+        flush=True,
+    )
+
+
+def print_sizes(engine: Any) -> None:
+    """Disk used by the bench schema, per table (partitions summed into their table)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT COALESCE(p.relname, c.relname), SUM(pg_total_relation_size(c.oid)) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+                "LEFT JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm') "
+                "GROUP BY 1 ORDER BY 2 DESC LIMIT 8"
+            )
+        ).all()
+        total = conn.execute(
+            text(
+                "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                "AND c.relkind IN ('r', 'm')"
+            )
+        ).scalar()
+    print(
+        f"disk: {int(total or 0) / 1e9:.2f} GB in all; "
+        + ", ".join(f"{name} {int(size) / 1e9:.2f} GB" for name, size in rows)
+    )
 
 
 def time_pages(url_s: str, repeat: int) -> None:

@@ -180,3 +180,43 @@ def grant_team_cmd(
             added = grant_team(conn, role=role, team=team)
     state = "granted" if added else "already granted"
     typer.echo(f"role {role}: team {team} {state}; it reads only the rows of its teams")
+
+
+@db_app.command("partitions")
+def partitions_cmd(
+    detach_before: Annotated[
+        str | None,
+        typer.Option(
+            "--detach-before",
+            help="Detach the monthly partitions before this month (YYYY-MM); they stay as "
+            "plain tables to archive or drop.",
+        ),
+    ] = None,
+    ledger_url: LedgerUrl = None,
+) -> None:
+    """List the monthly partitions of the time tables (PostgreSQL), or detach old ones."""
+    from carbonledger.ledger import create_ledger_engine, migrate
+    from carbonledger.ledger.partitions import detach_partitions, list_partitions
+
+    url = resolve_ledger_url(ledger_url)
+    with ledger_errors(url):
+        engine = create_ledger_engine(url)
+        migrate.require_current(engine)
+        if engine.dialect.name != "postgresql":
+            typer.echo("SQLite keeps one table per kind of record: no partitions to manage")
+            return
+        with engine.begin() as conn:
+            if detach_before is not None:
+                for name in detach_partitions(conn, before=detach_before):
+                    typer.echo(f"detached {name}")
+                typer.echo(
+                    "detached tables keep their rows; their windows leave the views (the "
+                    "rollups keep their figures until a full rebuild)"
+                )
+                return
+            for part in list_partitions(conn):
+                month = part.month or "default"
+                typer.echo(
+                    f"{part.name:<40} {month:<8} ~{part.rows_estimate:>12,} rows "
+                    f"{part.total_bytes / 1e6:>10.1f} MB"
+                )

@@ -13,6 +13,7 @@ matches each hour with its factor.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, bindparam, text
 
 from carbonledger import contract
 from carbonledger.intensity.hourly import profile_cells
+from carbonledger.ledger.partitions import ensure_partitions
 
 S_PER_HOUR = int(contract.S_PER_HOUR)
 HOUR_COLUMNS = [
@@ -148,6 +150,12 @@ def write_hours(conn: Connection, kind: str, frame: pd.DataFrame, history: Any =
         (k, int(p), int(h), z, int(c), float(e), float(f))
         for k, p, h, z, c, e, f in rows.itertuples(index=False, name=None)
     ]
+    if values:
+        hours = rows["utc_hour"]
+        first, last = (
+            datetime.fromtimestamp(int(h) * S_PER_HOUR, UTC) for h in (hours.min(), hours.max())
+        )
+        ensure_partitions(conn, first, last)
     if conn.dialect.name == "postgresql":
         from carbonledger.etl.load import copy_values
 

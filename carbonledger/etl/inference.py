@@ -45,6 +45,7 @@ from carbonledger.intensity.factors import Location
 from carbonledger.intensity.place import ledger_zone
 from carbonledger.ledger import migrate
 from carbonledger.ledger.models import InferenceWindow, Quarantine
+from carbonledger.ledger.partitions import ensure_partitions
 from carbonledger.ledger.repositories import get_or_create_source, known_zones
 
 if TYPE_CHECKING:
@@ -212,6 +213,9 @@ def upsert_windows(
     """Insert windows (``update``: rewrite existing ones); returns ``(new, rewritten)``."""
     if not rows:
         return 0, 0
+    ensure_partitions(
+        conn, min(r["window_start"] for r in rows), max(r["window_end"] for r in rows)
+    )
     key = (InferenceWindow.source_id, InferenceWindow.run_id, InferenceWindow.window_start)
     existing = 0
     for start in range(0, len(rows), BATCH):

@@ -230,6 +230,8 @@ def _mark_second_closed(runs_mark: Any, refreshed_at: Any) -> bool:
 
 
 def _dirty_months(conn: Connection, dialect: str, state: Any) -> set[str]:
+    # A serving run's row moves with every window it logs, but no rollup counts serving runs
+    # (their windows carry the figures): only training runs and new windows dirty a month.
     runs_mark, versions_mark, windows_mark = state[0], state[3], state[4]
     months: set[str] = set()
     op = ">" if dialect == "postgresql" or _mark_second_closed(runs_mark, state[5]) else ">="
@@ -237,12 +239,17 @@ def _dirty_months(conn: Connection, dialect: str, state: Any) -> set[str]:
         rows = conn.execute(
             text(
                 f"SELECT DISTINCT {month_sql(dialect, 'start_time')} FROM runs "
-                f"WHERE loaded_at {op} :mark"
+                f"WHERE loaded_at {op} :mark AND kind <> 'inference'"
             ),
             {"mark": runs_mark},
         )
     else:
-        rows = conn.execute(text(f"SELECT DISTINCT {month_sql(dialect, 'start_time')} FROM runs"))
+        rows = conn.execute(
+            text(
+                f"SELECT DISTINCT {month_sql(dialect, 'start_time')} FROM runs "
+                "WHERE kind <> 'inference'"
+            )
+        )
     months.update(r[0] for r in rows if r[0])
     # A new version adds its run and every run nested under it to the model's lifecycle.
     rows = conn.execute(
