@@ -15,7 +15,7 @@ whatever the earlier ones defined. The downgrade swaps back to one table the sam
 keeps one table: nothing to do.
 
 Revision ID: 9c19d6e4f8a3
-Revises: 7e17c3d5f9a1
+Revises: 8a18b5c3d7e2
 Create Date: 2026-12-02
 """
 
@@ -31,7 +31,7 @@ from carbonledger.errors import LedgerError
 from carbonledger.ledger import partitions as pt
 
 revision: str = "9c19d6e4f8a3"
-down_revision: str | None = "7e17c3d5f9a1"
+down_revision: str | None = "8a18b5c3d7e2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
