@@ -280,7 +280,7 @@ def write_path(uri: str, pg: str, reps: int) -> dict[str, float]:
     }
     for _ in range(reps):
         with engine.begin() as conn:
-            conn.exec_driver_sql("TRUNCATE runs, run_energy")
+            conn.exec_driver_sql("TRUNCATE runs, run_energy, run_embodied")
         t = time.perf_counter()
         with engine.begin() as conn:
             loader = Loader(conn, source_id)

@@ -2,7 +2,8 @@
 
 ``generate`` makes a SQLite store, ``generate_pg`` a PostgreSQL-backed one (a database of its
 own, created by MLflow's migrations). Both write ``api_runs`` metered runs through MLflow's API
-(``create_run`` + one ``log_batch`` of the 12 plugin metrics and 12 tags + ``set_terminated``,
+(``create_run`` + one ``log_batch`` of the 12 plugin metrics, three earlier flushes of
+``carbon/energy_kwh``, and 12 tags + ``set_terminated``,
 in ``workers`` processes), then copy them inside the store's own tables up to ``runs`` (new run
 ids, times shifted past the previous copies): MLflow reads the copies as it reads its own.
 """
@@ -13,6 +14,7 @@ import multiprocessing as mp
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("CARBONLEDGER_DISABLE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -59,9 +61,17 @@ def _make_runs(args: tuple[str, str, int, int]) -> int:
             "carbon.team": f"team-{i % 50}",
         }
         run = client.create_run(exp_id, start_time=end_ms - 3_600_000)
+        # The plugin re-logs its cumulative totals at every flush (step = flush number):
+        # three earlier carbon/energy_kwh points give the run an uneven hourly profile.
+        flushes = [
+            Metric("carbon/energy_kwh", energy * share, end_ms - ago_ms, step)
+            for step, (share, ago_ms) in enumerate(
+                ((0.1, 2_700_000), (0.5, 1_800_000), (0.7, 900_000))
+            )
+        ]
         client.log_batch(
             run.info.run_id,
-            metrics=[Metric(k, v, end_ms, 0) for k, v in metrics.items()],
+            metrics=[*flushes, *(Metric(k, v, end_ms, len(flushes)) for k, v in metrics.items())],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
         client.set_terminated(run.info.run_id, "FINISHED", end_time=end_ms)
@@ -194,53 +204,81 @@ def generate_pg(pg_url: str, database: str, runs: int, workers: int, api_runs: i
     print(f"generated {made} runs through MLflow's API in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     with psycopg.connect(_libpq(pg_store_uri(dsn, database))) as db:
-        db.execute("SET synchronous_commit = off")
-        db.execute("CREATE TEMP TABLE seed AS SELECT run_uuid FROM runs")
-        seed = db.execute("SELECT count(*) FROM seed").fetchone()[0]  # type: ignore[index]
-        copies = -(-runs // seed) - 1
-        batch = max(1, 50_000 // seed)
-        for first in range(1, copies + 1, batch):
-            last = min(copies, first + batch - 1)
-            have = db.execute("SELECT count(*) FROM runs").fetchone()[0]  # type: ignore[index]
-            db.execute("DROP TABLE IF EXISTS m")
-            db.execute(
-                "CREATE TEMP TABLE m AS SELECT s.run_uuid AS old, g AS copy, "
-                "md5(s.run_uuid || ':' || g || ':' || random()::text) AS new "
-                "FROM seed s CROSS JOIN generate_series(%s::int, %s::int) g "
-                "ORDER BY g, s.run_uuid LIMIT %s",
-                (first, last, runs - have),
-            )
-            db.execute("CREATE INDEX ON m (old)")
-            shift = f"m.copy::bigint * {seed * 1000}"
-            db.execute(
-                "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
-                "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
-                "artifact_uri, experiment_id, deleted_time) "
-                f"SELECT m.new, r.name, r.source_type, r.source_name, r.entry_point_name, "
-                f"r.user_id, r.status, r.start_time + {shift}, r.end_time + {shift}, "
-                "r.source_version, r.lifecycle_stage, replace(r.artifact_uri, r.run_uuid, m.new), "
-                "r.experiment_id, r.deleted_time FROM runs r JOIN m ON r.run_uuid = m.old"
-            )
-            db.execute(
-                'INSERT INTO tags ("key", value, run_uuid) SELECT t."key", t.value, m.new '
-                "FROM tags t JOIN m ON t.run_uuid = m.old"
-            )
-            db.execute(
-                'INSERT INTO params ("key", value, run_uuid) SELECT p."key", p.value, m.new '
-                "FROM params p JOIN m ON p.run_uuid = m.old"
-            )
-            for name in ("latest_metrics", "metrics"):
-                db.execute(
-                    f'INSERT INTO {name} ("key", value, timestamp, step, is_nan, run_uuid) '
-                    'SELECT x."key", CASE WHEN x."key" = \'carbon/heartbeat_ms\' '
-                    f"THEN x.value + {shift} ELSE x.value END, x.timestamp + {shift}, x.step, "
-                    f"x.is_nan, m.new FROM {name} x JOIN m ON x.run_uuid = m.old"
-                )
-            db.commit()
-            print(f"  {min(runs, have + len(range(first, last + 1)) * seed)} runs", flush=True)
-        db.execute("ANALYZE")
+        copy_runs_pg(db, runs)
     print(f"copied them to {runs} runs in SQL in {time.perf_counter() - t:.1f} s")
     return uri
+
+
+_COPIED = ("runs", "tags", "params", "latest_metrics", "metrics")
+
+
+def copy_runs_pg(db: Any, target: int) -> None:
+    """Copy the API-made runs inside a PostgreSQL store up to ``target`` runs, in bulk.
+
+    One ``INSERT ... SELECT`` per table over ``generate_series`` (copy ``g`` of each seed
+    run: id ``md5(run, g)``, times shifted by ``g`` x the seed span, heap in copy order).
+    MLflow's foreign keys and indexes on the copied tables are dropped first and re-created
+    after, from their own definitions (``pg_get_constraintdef``/``pg_get_indexdef``): the
+    schema ends as MLflow's migrations made it.
+    """
+    db.execute("SET synchronous_commit = off")
+    db.execute("SET maintenance_work_mem = '512MB'")
+    seed = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    copies = -(-target // seed) - 1
+    if copies <= 0:
+        return
+    names = list(_COPIED)
+    fks = db.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype IN ('f', 'p') AND (conrelid::regclass::text = ANY(%s) "
+        "OR confrelid::regclass::text = ANY(%s)) ORDER BY contype DESC",
+        (names, names),
+    ).fetchall()  # primary keys first back (the foreign keys need them)
+    indexes = db.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid::regclass::text = ANY(%s) AND NOT indisprimary",
+        (names,),
+    ).fetchall()
+    for table, name, _ in reversed(fks):  # foreign keys first away
+        db.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
+    db.execute(
+        "CREATE TEMP TABLE m AS SELECT s.run_uuid AS old, g AS copy, "
+        "md5(s.run_uuid || ':' || g) AS new FROM (SELECT run_uuid FROM runs) s "
+        "CROSS JOIN generate_series(1, %s) g ORDER BY g, s.run_uuid LIMIT %s",
+        (copies, target - seed),
+    )
+    shift = f"m.copy::bigint * {seed * 1000}"
+    db.execute(
+        "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+        "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+        "artifact_uri, experiment_id, deleted_time) "
+        f"SELECT m.new, r.name, r.source_type, r.source_name, r.entry_point_name, "
+        f"r.user_id, r.status, r.start_time + {shift}, r.end_time + {shift}, "
+        "r.source_version, r.lifecycle_stage, replace(r.artifact_uri, r.run_uuid, m.new), "
+        "r.experiment_id, r.deleted_time FROM m JOIN runs r ON r.run_uuid = m.old "
+        "ORDER BY m.copy, m.old"
+    )
+    for table in ("tags", "params"):
+        db.execute(
+            f'INSERT INTO {table} ("key", value, run_uuid) SELECT t."key", t.value, m.new '
+            f"FROM m JOIN {table} t ON t.run_uuid = m.old ORDER BY m.copy, m.old"
+        )
+    for table in ("latest_metrics", "metrics"):
+        db.execute(
+            f'INSERT INTO {table} ("key", value, timestamp, step, is_nan, run_uuid) '
+            'SELECT x."key", CASE WHEN x."key" = \'carbon/heartbeat_ms\' '
+            f"THEN x.value + {shift} ELSE x.value END, x.timestamp + {shift}, x.step, "
+            f"x.is_nan, m.new FROM m JOIN {table} x ON x.run_uuid = m.old ORDER BY m.copy, m.old"
+        )
+    for _, definition in indexes:
+        db.execute(definition)
+    for table, name, definition in fks:
+        db.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    db.commit()
+    db.execute("ANALYZE")
+    db.commit()
 
 
 def _libpq(url: str) -> str:

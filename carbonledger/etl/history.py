@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert
@@ -24,10 +25,17 @@ from carbonledger.etl.transform import RunRecord
 
 def history_keys(metric_keys: Sequence[str], patterns: Sequence[str]) -> list[str]:
     """The keys of a run whose histories the ledger keeps (objective metrics, energy)."""
-    keys = sorted(k for k in metric_keys if any(fnmatchcase(k.lower(), p) for p in patterns))
+    patterns = tuple(patterns)
+    keys = sorted(k for k in metric_keys if _matches(k, patterns))
     if contract.M_ENERGY_KWH in metric_keys:
         keys.append(contract.M_ENERGY_KWH)
     return keys
+
+
+@lru_cache(maxsize=4096)
+def _matches(key: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a metric key matches one of the patterns (cached: a store repeats its keys)."""
+    return any(fnmatchcase(key.lower(), p) for p in patterns)
 
 
 def downsample(

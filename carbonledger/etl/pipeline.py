@@ -24,9 +24,8 @@ from carbonledger.budgets import check_budgets, load_budget_file
 from carbonledger.errors import EtlError, EtlLockedError
 from carbonledger.etl import embodied, registry
 from carbonledger.etl.history import store_metric_histories
-from carbonledger.etl.hours import write_run_hours, write_window_hours
 from carbonledger.etl.inference import inference_records, load_run_windows
-from carbonledger.etl.load import Loader, mark_stale
+from carbonledger.etl.load import Loader, analyze_loaded, mark_stale
 from carbonledger.etl.run_metrics import store_run_metrics
 from carbonledger.etl.sources import Source, open_source
 from carbonledger.etl.state import (
@@ -107,6 +106,10 @@ def run_etl(
             with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
                 with conn.begin():
                     acquire_load_lock(conn, lock_timeout_s=lock_timeout_s)
+                    if conn.dialect.name == "postgresql":
+                        # The views' plans look costly (correlated factor look-ups) but run
+                        # in milliseconds per thousand rows: compiling them costs seconds.
+                        conn.exec_driver_sql("SET LOCAL jit = off")
                     log.info("etl: load lock held, loading %s", redact_uri(uri))
                     config = TransformConfig(
                         rules=rules,
@@ -198,10 +201,13 @@ def _load_source(
     loader.resolve_quarantine()
     counts = loader.merge()
     settings = get_settings()
-    if settings.etl_hourly:
+    if settings.etl_hourly and (counts.loaded or counts.updated):
+        from carbonledger.etl.hours import write_run_hours  # numpy and pandas: when needed
+
         touched = loader.touched()
         write_run_hours(conn, source, source_id, touched, use_history=settings.etl_hourly_history)
     loader.close()
+    analyze_loaded(conn, counts.loaded + counts.updated)
     if not loader.embodied_staged:  # a new override restates without a reload
         counts.embodied = embodied.refresh_ledger(conn)
     summary.loaded, summary.updated, summary.unchanged = (
@@ -212,6 +218,8 @@ def _load_source(
     windows = load_run_windows(conn, source, source_id, inference_runs, full=full)
     summary.windows = windows.loaded + windows.updated
     if settings.etl_hourly and inference_runs:
+        from carbonledger.etl.hours import write_window_hours
+
         write_window_hours(conn, source_id, [run.info.run_id for run, _ in inference_runs])
     rejected += windows.rejected
     loader.quarantine(rejected)

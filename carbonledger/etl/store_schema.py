@@ -8,7 +8,6 @@ The table constructs (only the columns read), the small row objects the ETL read
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -247,8 +246,6 @@ def _run(row: Any, tags: dict[str, str | None] | None, metrics: list[Metric] | N
 
 # -- schema revisions ------------------------------------------------------------------------
 
-_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*['\"]([0-9a-f]+)['\"]", re.M)
-
 
 def mlflow_revisions() -> tuple[str | None, dict[str, str | None]]:
     """The installed MLflow's schema head and its ``revision -> down_revision`` map.
@@ -261,12 +258,9 @@ def mlflow_revisions() -> tuple[str | None, dict[str, str | None]]:
     spec = importlib.util.find_spec("mlflow")
     if spec is None or not spec.origin:
         return None, {}
-    folder = Path(spec.origin).parent / "store" / "db_migrations" / "versions"
-    parents: dict[str, str | None] = {}
-    for script in folder.glob("*.py"):
-        found = dict((bool(down), rev) for down, rev in _REVISION.findall(script.read_text()))
-        if False in found:
-            parents[found[False]] = found.get(True)
+    from carbonledger.ledger.migrate import script_revisions
+
+    parents = script_revisions(Path(spec.origin).parent / "store" / "db_migrations" / "versions")
     children = {p for p in parents.values() if p}
     heads = [rev for rev in parents if rev not in children]
     return (heads[0] if len(heads) == 1 else None), parents

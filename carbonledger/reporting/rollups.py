@@ -33,7 +33,7 @@ SELECT month, team, 'training', COUNT(*),
        COALESCE(SUM(co2e_location_kg), 0), COALESCE(SUM(co2e_market_kg), 0),
        COALESCE(SUM(estimated_co2e_location_kg), 0), COALESCE(SUM(estimated_co2e_market_kg), 0),
        COALESCE(SUM(co2e_location_yearly_kg), 0), COALESCE(SUM(embodied_co2e_kg), 0)
-FROM v_run_emissions WHERE kind <> 'inference' AND month IS NOT NULL AND {runs}
+FROM cl_rollup_runs WHERE kind <> 'inference'
 GROUP BY month, team
 """
 
@@ -62,8 +62,7 @@ SELECT lr.model_name, e.team, e.month, COUNT(*),
        COALESCE(SUM(e.facility_energy_kwh), 0), COALESCE(SUM(e.co2e_location_kg), 0),
        COALESCE(SUM(e.co2e_market_kg), 0), COALESCE(SUM(e.estimated_co2e_location_kg), 0),
        COALESCE(SUM(e.co2e_location_yearly_kg), 0), COALESCE(SUM(e.embodied_co2e_kg), 0)
-FROM v_lifecycle_runs lr JOIN v_run_emissions e ON e.run_pk = lr.run_pk
-WHERE e.month IS NOT NULL AND {runs}
+FROM v_lifecycle_runs lr JOIN cl_rollup_runs e ON e.run_pk = lr.run_pk
 GROUP BY lr.model_name, e.team, e.month
 """
 
@@ -115,8 +114,8 @@ INSERT INTO rollup_scope2_month (month, activity, team, zone, factor_year, recor
     market_is_location_fallback, co2e_market_kg, intensity_method, co2e_location_yearly_kg)
 SELECT month, 'training', team, zone, factor_year, COUNT(*),
        SUM(CASE WHEN metering = 'unmetered' THEN 1 ELSE 0 END), {_SCOPE2_FIGURES}
-FROM v_run_emissions
-WHERE kind <> 'inference' AND month IS NOT NULL AND {{runs}}
+FROM cl_rollup_runs
+WHERE kind <> 'inference'
 GROUP BY {_SCOPE2_GROUP}
 UNION ALL
 SELECT month, 'inference', team, zone, factor_year, COUNT(*), 0, {_SCOPE2_FIGURES}
@@ -128,6 +127,19 @@ FROM (SELECT {{window_month}} AS month, COALESCE(team, 'unassigned') AS team, zo
       FROM inference_co2e) w
 WHERE {{months}}
 GROUP BY {_SCOPE2_GROUP}
+"""
+
+# The rows of v_run_emissions the three run rollups aggregate (months being recomputed),
+# computed once: each evaluation of the view joins factors, hours and embodied figures.
+_RUN_ROWS = """
+CREATE TEMPORARY TABLE cl_rollup_runs AS
+SELECT run_pk, month, team, kind, metering, any_component_estimated, energy_kwh,
+       facility_energy_kwh, estimated_facility_energy_kwh, co2e_location_kg, co2e_market_kg,
+       estimated_co2e_location_kg, estimated_co2e_market_kg, co2e_location_yearly_kg,
+       embodied_co2e_kg, zone, factor_year, location_intensity_g_per_kwh,
+       location_factor_source, location_factor_version, market_intensity_g_per_kwh,
+       market_factor_source, market_instrument, market_is_location_fallback, intensity_method
+FROM v_run_emissions WHERE month IS NOT NULL AND {runs}
 """
 
 # Serving windows' embodied CO2e (Scope 3, kept apart) on the inference rows just written.
@@ -297,14 +309,16 @@ def _recompute(conn: Connection, months: list[str]) -> None:
 
 
 def _insert(conn: Connection, *, runs: str, months: str, params: dict[str, Any]) -> None:
-    conn.execute(text(_TEAM_TRAINING.format(runs=runs)), params)
+    conn.execute(text("DROP TABLE IF EXISTS cl_rollup_runs"))
+    conn.execute(text(_RUN_ROWS.format(runs=runs)), params)
+    conn.execute(text(_TEAM_TRAINING))
     conn.execute(text(_TEAM_INFERENCE.format(months=months)), params)
     conn.execute(text(_TEAM_INFERENCE_EMBODIED.format(months=months)), params)
-    model_runs = runs.replace("start_time", "e.start_time")
-    conn.execute(text(_MODEL_MONTH.format(runs=model_runs)), params)
+    conn.execute(text(_MODEL_MONTH))
     conn.execute(text(_INFERENCE_DAILY.format(months=months)), params)
     window_month = month_sql(conn.dialect.name, "window_start")
-    conn.execute(text(_SCOPE2.format(runs=runs, months=months, window_month=window_month)), params)
+    conn.execute(text(_SCOPE2.format(months=months, window_month=window_month)), params)
+    conn.execute(text("DROP TABLE IF EXISTS cl_rollup_runs"))
 
 
 def _write_state(conn: Connection, exists: bool, marks: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
+from carbonledger.ledger.partitions import PARTITIONED, is_partition_table
+
 # Set by code at load time, not by the data (no server default to recognise them by).
 BOOKKEEPING = {
     "etl_state": {"last_load_at", "last_summary"},
@@ -83,11 +85,17 @@ def ledger_rows(engine: Engine) -> LedgerRows:
     """Read every ledger table in natural terms (see the module docstring)."""
     meta = MetaData()
     meta.reflect(engine)
-    tables = {n: t for n, t in meta.tables.items() if n not in SKIP_TABLES}
+    tables = {
+        n: t
+        for n, t in meta.tables.items()
+        if n not in SKIP_TABLES and not is_partition_table(n)  # a partition's rows: its parent's
+    }
+    # A surrogate id: the primary key, or with the partition key beside it (PostgreSQL).
+    partition_keys = {n: k.column for n, k in PARTITIONED.items()}
     surrogate = {
         n
         for n, t in tables.items()
-        if [c.name for c in t.primary_key.columns] == ["id"] and "id" in t.c
+        if [c.name for c in t.primary_key.columns if c.name != partition_keys.get(n)] == ["id"]
     }
     with engine.connect() as conn:
         raw = {n: [dict(r._mapping) for r in conn.execute(select(t))] for n, t in tables.items()}

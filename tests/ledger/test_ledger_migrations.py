@@ -90,3 +90,10 @@ def test_db_cli_upgrade_current_downgrade(ledger_url: str) -> None:
     down = cli("downgrade", "base")
     assert down.exit_code == 0, down.output
     assert "empty" in cli("current").output
+
+
+def test_head_read_from_the_scripts_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(migrate.migrations_dir()))
+    assert migrate.head_revision() == scripts.get_current_head()
