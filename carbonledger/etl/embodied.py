@@ -9,7 +9,8 @@ tools (no ``carbon.*`` host tags) fall back to the hardware columns their import
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, String, Table
@@ -59,10 +60,27 @@ def staged_row(
     fields = hardware or {k: row.get(k) for k in _ROW_HARDWARE}
     return {
         "run_id": row["run_id"],
-        **clean_hardware(fields),
+        **_clean(tuple(fields.get(n) for n in HARDWARE_COLUMNS)),
         "duration_s": duration_s(row),
         "lifetime_years": lifetime_years,
     }
+
+
+@lru_cache(maxsize=4096)
+def _clean_cached(values: tuple[Hashable, ...], _types: tuple[type, ...]) -> dict[str, Any]:
+    return clean_hardware(dict(zip(HARDWARE_COLUMNS, values, strict=True)))
+
+
+def _clean(values: tuple[Any, ...]) -> dict[str, Any]:
+    """``clean_hardware`` of the hardware ``values``, once per distinct hardware of a store.
+
+    Keyed by the values and their types (``1``, ``1.0`` and ``True`` are equal keys but not
+    the same hash input). The cached dict is only ever copied out, never changed.
+    """
+    try:
+        return _clean_cached(values, tuple(map(type, values)))
+    except TypeError:  # an unhashable value: cleaned as it comes
+        return clean_hardware(dict(zip(HARDWARE_COLUMNS, values, strict=True)))
 
 
 def merge(conn: Connection, source_id: int) -> RefreshCounts:

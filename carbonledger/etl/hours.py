@@ -169,11 +169,14 @@ def write_hours(conn: Connection, kind: str, frame: pd.DataFrame, history: Any =
     return len(values)
 
 
+RUN_CHUNK = 20_000
+"""Runs spread and written per step of ``write_run_hours`` (memory is flat in the load)."""
+_TODO = "cl_hours_todo"  # ids of the runs whose hours a load writes, walked in chunks
+
 _RUNS = (
     "SELECT r.id, r.run_id, r.start_time, r.end_time, COALESCE(r.grid_zone, 'WORLD'), "
-    "r.energy_kwh, r.facility_energy_kwh FROM runs r "
-    "WHERE r.source_id = :source AND r.start_time IS NOT NULL AND r.end_time IS NOT NULL "
-    "AND r.run_id IN (SELECT t.run_id FROM {touched} t)"
+    f"r.energy_kwh, r.facility_energy_kwh FROM {_TODO} t JOIN runs r ON r.id = t.id "
+    "WHERE t.id > :after ORDER BY t.id LIMIT :n"
 )
 
 _WINDOWS = (
@@ -205,13 +208,35 @@ def run_histories(
 def write_run_hours(
     conn: Connection, source: Any, source_id: int, touched_sql: str, *, use_history: bool
 ) -> int:
-    """Hours of the runs a load inserted or changed (``touched_sql``: a run_id subquery)."""
-    runs = _records(conn, _RUNS.format(touched=touched_sql), {"source": source_id})
-    history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if use_history and not runs.empty:
-        keys: Sequence[str] = (contract.M_ENERGY_KWH,)
-        history = run_histories(runs, source.metric_histories(list(runs["run_id"]), keys))
-    return write_hours(conn, "run", runs, history)
+    """Hours of the runs a load inserted or changed (``touched_sql``: a run_id subquery).
+
+    The runs are walked in chunks of ``RUN_CHUNK`` by primary key, each chunk with its own
+    histories: a record's hours depend on that record only, so the rows are those of one
+    spread over all of them, and memory does not grow with the load.
+    """
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TODO}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_TODO} (id BIGINT PRIMARY KEY)")
+    conn.exec_driver_sql(
+        f"INSERT INTO {_TODO} (id) SELECT DISTINCT r.id FROM runs r "
+        f"WHERE r.source_id = {int(source_id)} AND r.start_time IS NOT NULL "
+        "AND r.end_time IS NOT NULL "
+        f"AND r.run_id IN (SELECT t.run_id FROM {touched_sql} t)"
+    )
+    written, after = 0, 0
+    while True:
+        runs = _records(conn, _RUNS, {"after": after, "n": RUN_CHUNK})
+        if runs.empty:
+            break
+        history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if use_history:
+            keys: Sequence[str] = (contract.M_ENERGY_KWH,)
+            history = run_histories(runs, source.metric_histories(list(runs["run_id"]), keys))
+        written += write_hours(conn, "run", runs, history)
+        if len(runs) < RUN_CHUNK:
+            break
+        after = int(runs["record_pk"].iloc[-1])
+    conn.exec_driver_sql(f"DROP TABLE {_TODO}")
+    return written
 
 
 def write_window_hours(conn: Connection, source_id: int, run_ids: Sequence[str]) -> int:

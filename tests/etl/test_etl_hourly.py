@@ -211,6 +211,56 @@ def test_hourly_contractual_factors_match_their_hours_and_the_rest_falls_back(
     assert scope2[2] == "hourly"
 
 
+def test_hours_written_in_chunks_are_those_of_one_spread(
+    hourly_ledger: Engine, client: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carbonledger.etl import hours
+
+    exp = client.create_experiment("chunks")
+    runs = [four_hour_run(client, exp) for _ in range(2)]
+    runs += [
+        hourly_run(
+            client, exp, start=f"2023-06-1{d}T10:00", end=f"2023-06-1{d}T13:30", energy_kwh=d
+        )
+        for d in range(1, 4)
+    ]
+    monkeypatch.setattr(hours, "RUN_CHUNK", 2)  # 5 runs: chunks of 2, 2 and 1
+    run_etl(hourly_ledger, mlflow_uris=[mlflow_uri])
+    with hourly_ledger.connect() as conn:
+        chunked = sorted(conn.execute(text(_HOURS)).all())
+    with hourly_ledger.begin() as conn:
+        conn.execute(text("DELETE FROM activity_energy_hours"))
+        monkeypatch.setattr(hours, "RUN_CHUNK", 20_000)
+        hours.write_run_hours(
+            conn, _Histories(mlflow_uri), 1, "(SELECT run_id FROM runs)", use_history=True
+        )
+        whole = sorted(conn.execute(text(_HOURS)).all())
+    assert len(chunked) == 4 * 2 + 4 * 3
+    assert [r[:2] for r in chunked] == [r[:2] for r in whole]
+    for got, one in zip(chunked, whole, strict=True):  # each record's curve: same shares
+        assert got[2:] == pytest.approx(one[2:], rel=1e-12)
+    assert {r[0] for r in chunked} == set(runs)
+
+
+_HOURS = (
+    "SELECT r.run_id, h.utc_hour, h.energy_kwh, h.facility_energy_kwh FROM activity_energy_hours h "
+    "JOIN runs r ON r.id = h.record_pk WHERE h.record_kind = 'run'"
+)
+
+
+class _Histories:
+    """The metric histories of a store, as the pass's source reads them."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def metric_histories(self, run_ids: list[str], keys: Any) -> Any:
+        from carbonledger.etl.sources import open_source
+
+        with open_source(self.uri) as source:
+            return list(source.metric_histories(run_ids, keys))
+
+
 @pytest.mark.parametrize(
     ("start", "end", "hours"),
     [
