@@ -148,6 +148,12 @@ def main() -> None:
         help="add one new UTC day of 1-minute windows for this many versions and time the "
         "incremental rollup refresh (500 -> 720,000 windows)",
     )
+    parser.add_argument(
+        "--pages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time each page's queries (--no-pages: only generation and rollups)",
+    )
     args = parser.parse_args()
     url = make_url(args.url).update_query_dict({"options": f"-csearch_path={args.schema}"})
     url_s = url.render_as_string(hide_password=False)
@@ -160,7 +166,8 @@ def main() -> None:
         new_day(engine, args.new_day_versions)
     print_sizes(engine)
     engine.dispose()
-    time_pages(url_s, args.repeat)
+    if args.pages:
+        time_pages(url_s, args.repeat)
 
 
 def _keys_and_indexes(conn: Any, table: str) -> tuple[list[str], list[str]]:
@@ -176,8 +183,10 @@ def _keys_and_indexes(conn: Any, table: str) -> tuple[list[str], list[str]]:
             {"t": table},
         )
     ]
+    # pg_get_indexdef renders a partitioned table's index as ``ON ONLY`` (an index of the
+    # parent alone, invalid until each partition's is attached): recreate it on every partition.
     indexes = [
-        r[0]
+        r[0].replace(" ON ONLY ", " ON ", 1)
         for r in conn.execute(
             text(
                 "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
