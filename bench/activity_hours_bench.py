@@ -2,7 +2,7 @@
 
 Builds a PostgreSQL ledger in its own schema with ``--windows`` one-minute serving windows in
 DE from 2025-01-01 (one ``activity_energy_hours`` row each, as the ETL writes), then times, at
-the newest migration and after downgrading to 9c19d6e4f8a3 (the grouped view), three queries:
+the newest migration and after downgrading to b2c3d4e5f6a7 (the grouped view), three queries:
 one day of windows from ``inference_co2e`` (a refresh of a day, a page), every window (a full
 rollup build), and one day of ``v_inference_daily``.
 
@@ -93,7 +93,7 @@ def main() -> None:
         with engine.connect() as conn:
             sql = "EXPLAIN (ANALYZE, COSTS OFF) " + QUERIES["one day, inference_co2e"]
             print("\n".join(r[0] for r in conn.execute(text(sql))))
-    migrate.downgrade(engine, "9c19d6e4f8a3")
+    migrate.downgrade(engine, "b2c3d4e5f6a7")
     timings("grouped")
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")

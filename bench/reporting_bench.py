@@ -8,7 +8,9 @@
 Fills its own schema (``--schema``, dropped first) with server-side generate_series: 50 teams,
 5,000 models, runs over 2025, one non-carbon metric per run, budgets, and 1-minute inference
 windows of ``--versions`` model versions from 2025-01-01, one INSERT per monthly partition with
-the keys and indexes built after the load. Then times the first full rollup build, a no-change
+the keys and indexes built after the load, and ``activity_energy_hours`` as the ETL writes them
+(one row per run or window and UTC hour it overlaps, the energy spread evenly), which
+``activity_co2e`` joins. Then times the first full rollup build, a no-change
 refresh, optionally one new day of windows for N versions and its incremental refresh, prints
 the disk used per table, and times each page's reporting calls (p50/p95 over --repeat runs,
 target p95 < 1.5 s) and the period report.
@@ -80,6 +82,40 @@ FROM (SELECT v, CAST(:day AS timestamptz) + t * interval '1 minute' AS ts,
 """
 
 
+# The ETL's hours (carbonledger.etl.hours): one row per record and UTC hour it overlaps, its
+# energy spread evenly; profile_cell as carbonledger.intensity.hourly.profile_cells computes it.
+_PROFILE_CELL = (
+    "(CASE WHEN ((h / 24 + 3) % 7) >= 5 THEN 12 ELSE 0 END "
+    "+ EXTRACT(MONTH FROM to_timestamp(h * 3600) AT TIME ZONE 'UTC')::int - 1) * 24 + h % 24"
+)
+_SHARE = (
+    "COALESCE((LEAST(EXTRACT(EPOCH FROM e), (h + 1) * 3600.0) "
+    "- GREATEST(EXTRACT(EPOCH FROM s), h * 3600.0)) / NULLIF(EXTRACT(EPOCH FROM e - s), 0), 1.0)"
+)
+GEN_HOURS = f"""
+INSERT INTO activity_energy_hours (record_kind, record_pk, utc_hour, zone, profile_cell,
+    energy_kwh, facility_energy_kwh)
+SELECT kind, pk, h, zone, {_PROFILE_CELL}, energy * {_SHARE}, facility * {_SHARE}
+FROM (SELECT kind, pk, zone, energy, facility, s, e, h
+      FROM (SELECT {{kind}} AS kind, {{pk}} AS pk, COALESCE(grid_zone, 'WORLD') AS zone,
+                   energy_kwh AS energy, facility_energy_kwh AS facility, {{start}} AS s,
+                   {{end}} AS e
+            FROM {{table}} WHERE {{where}}) r,
+           generate_series(FLOOR(EXTRACT(EPOCH FROM s) / 3600)::bigint,
+                           GREATEST(CEIL(EXTRACT(EPOCH FROM e) / 3600)::bigint - 1,
+                                    FLOOR(EXTRACT(EPOCH FROM s) / 3600)::bigint)) AS h) x
+"""
+
+
+def _hours_sql(table: str, where: str = "true") -> str:
+    """``GEN_HOURS`` for the windows (or runs) of ``table`` matching ``where``."""
+    if table == "runs":
+        cols = {"kind": "'run'", "pk": "id", "start": "start_time", "end": "end_time"}
+    else:
+        cols = {"kind": "'window'", "pk": "id", "start": "window_start", "end": "window_end"}
+    return GEN_HOURS.format(table=table, where=where, **cols)
+
+
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
     times = []
     for _ in range(repeat):
@@ -112,6 +148,12 @@ def main() -> None:
         help="add one new UTC day of 1-minute windows for this many versions and time the "
         "incremental rollup refresh (500 -> 720,000 windows)",
     )
+    parser.add_argument(
+        "--pages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time each page's queries (--no-pages: only generation and rollups)",
+    )
     args = parser.parse_args()
     url = make_url(args.url).update_query_dict({"options": f"-csearch_path={args.schema}"})
     url_s = url.render_as_string(hide_password=False)
@@ -124,7 +166,8 @@ def main() -> None:
         new_day(engine, args.new_day_versions)
     print_sizes(engine)
     engine.dispose()
-    time_pages(url_s, args.repeat)
+    if args.pages:
+        time_pages(url_s, args.repeat)
 
 
 def _keys_and_indexes(conn: Any, table: str) -> tuple[list[str], list[str]]:
@@ -140,8 +183,10 @@ def _keys_and_indexes(conn: Any, table: str) -> tuple[list[str], list[str]]:
             {"t": table},
         )
     ]
+    # pg_get_indexdef renders a partitioned table's index as ``ON ONLY`` (an index of the
+    # parent alone, invalid until each partition's is attached): recreate it on every partition.
     indexes = [
-        r[0]
+        r[0].replace(" ON ONLY ", " ON ", 1)
         for r in conn.execute(
             text(
                 "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
@@ -172,6 +217,9 @@ def generate(args: argparse.Namespace, url_s: str) -> None:
             )
         )
         conn.execute(text(GEN_RUNS), {"n": args.runs})
+        first, last = conn.execute(text("SELECT MIN(start_time), MAX(end_time) FROM runs")).one()
+        partitions.ensure_partitions(conn, first, last, ahead=0)
+        conn.execute(text(_hours_sql("runs")))
         conn.execute(
             text(
                 "INSERT INTO run_metrics (source_id, run_id, key, value) "
@@ -204,11 +252,14 @@ def generate_windows(engine: Any, windows: int, versions: int) -> None:
         partitioned = partitions.is_partitioned(conn, "inference_windows")
         if partitioned:
             partitions.ensure_partitions(conn, datetime(2025, 1, 1, tzinfo=UTC), last, ahead=0)
-        keys, indexes = _keys_and_indexes(conn, "inference_windows")
-        for name in [k.split()[5] for k in keys]:
-            conn.exec_driver_sql(f"ALTER TABLE inference_windows DROP CONSTRAINT {name}")
-        for index in indexes:
-            conn.exec_driver_sql(f"DROP INDEX {index.split()[2]}")
+        keys, indexes = [], []
+        for table in ("inference_windows", "activity_energy_hours"):
+            table_keys, table_indexes = _keys_and_indexes(conn, table)
+            for name in [k.split()[5] for k in table_keys]:
+                conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+            for index in table_indexes:
+                conn.exec_driver_sql(f"DROP INDEX {index.split()[2]}")
+            keys, indexes = keys + table_keys, indexes + table_indexes
     month, first = "2025-01", 0
     while first < minutes:
         end = int((next_month_start(month) - datetime(2025, 1, 1, tzinfo=UTC)).total_seconds())
@@ -219,8 +270,12 @@ def generate_windows(engine: Any, windows: int, versions: int) -> None:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             sql = GEN_WINDOWS.format(partition=target if partitioned else "inference_windows")
             conn.execute(text(sql), {"first": first, "last": end_minute - 1, "versions": versions})
+            conn.execute(text(_hours_sql(target if partitioned else "inference_windows")))
         rows = (end_minute - first) * versions
-        print(f"  {month}: {rows:,} windows in {time.perf_counter() - t1:.1f} s", flush=True)
+        print(
+            f"  {month}: {rows:,} windows and their hours in {time.perf_counter() - t1:.1f} s",
+            flush=True,
+        )
         first, month = end_minute, next_month_start(month).strftime("%Y-%m")
     t1 = time.perf_counter()
     with engine.begin() as conn:
@@ -257,7 +312,13 @@ def new_day(engine: Any, versions: int) -> None:
         day = (last + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         partitions.ensure_partitions(conn, day, day)
         conn.execute(text(NEW_DAY), {"day": day, "versions": versions})
+        day_windows = (
+            "window_start >= CAST(:day AS timestamptz) "
+            "AND window_start < CAST(:day AS timestamptz) + interval '1 day'"
+        )
+        conn.execute(text(_hours_sql("inference_windows", day_windows)), {"day": day})
         conn.exec_driver_sql("ANALYZE inference_windows")
+        conn.exec_driver_sql("ANALYZE activity_energy_hours")
     t0 = time.perf_counter()
     with engine.begin() as conn:
         summary = refresh_rollups(conn)

@@ -18,6 +18,8 @@ from carbonledger.ledger.models import Base, InferenceWindow, Run, Timestamp
 # Period filters on every run and every window (the runs page without a team, the refresh).
 Index("ix_runs_start_time", Run.start_time)
 Index("ix_inference_windows_window_start", InferenceWindow.window_start)
+# The refresh finds windows re-loaded since the last one (their days are recomputed).
+Index("ix_inference_windows_loaded_at", InferenceWindow.loaded_at)
 
 
 class RollupTeamMonth(Base):
@@ -65,7 +67,12 @@ class RollupModelMonth(Base):
 
 
 class RollupInferenceDaily(Base):
-    """Inference energy, requests and CO2e per model version, team and UTC day."""
+    """Inference energy, requests and CO2e per model version, team and UTC day.
+
+    The serving rows of ``rollup_team_month`` are this table summed by month, so it carries
+    what they need: the estimated part (``estimated_*``, ``windows_with_estimates``: windows
+    with some estimated energy) and the windows' embodied CO2e (Scope 3, apart).
+    """
 
     __tablename__ = "rollup_inference_daily"
     __table_args__ = (Index(None, "month"),)
@@ -83,26 +90,18 @@ class RollupInferenceDaily(Base):
     co2e_market_kg: Mapped[float] = mapped_column(Double)
     estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
     co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
+    windows_with_estimates: Mapped[int | None] = mapped_column(BigInteger)
+    estimated_facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
+    estimated_co2e_market_kg: Mapped[float | None] = mapped_column(Double)
+    embodied_co2e_kg: Mapped[float | None] = mapped_column(Double)  # Scope 3, apart
 
 
-class RollupScope2Month(Base):
-    """``v_scope2`` pre-aggregated: per month, activity, team, zone, factor and intensity method.
+class Scope2Figures:
+    """Columns of a Scope 2 rollup row: its factor grouping and figures (a mixin)."""
 
-    Intensities are energy-weighted means of the group's records (with hourly factors each
-    record has its own); ``co2e_location_yearly_kg`` is the yearly-factor figure beside them.
-    """
-
-    __tablename__ = "rollup_scope2_month"
-    __table_args__ = (Index(None, "month"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    month: Mapped[str] = mapped_column(String(7))
-    activity: Mapped[str] = mapped_column(String(16))
     team: Mapped[str] = mapped_column(String(200))
     zone: Mapped[str] = mapped_column(String(64))
     factor_year: Mapped[int | None] = mapped_column(Integer)
-    records: Mapped[int] = mapped_column(BigInteger)
-    unmetered_records: Mapped[int] = mapped_column(BigInteger)
     facility_energy_kwh: Mapped[float] = mapped_column(Double)
     location_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
     location_factor_source: Mapped[str | None] = mapped_column(String(200))
@@ -115,6 +114,39 @@ class RollupScope2Month(Base):
     co2e_market_kg: Mapped[float] = mapped_column(Double)
     intensity_method: Mapped[str | None] = mapped_column(String(32))
     co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
+
+
+class RollupScope2Day(Scope2Figures, Base):
+    """Serving windows' Scope 2 per UTC day, team, zone, factor and intensity method.
+
+    The inference rows of ``rollup_scope2_month`` are this table summed by month (the
+    intensities are energy-weighted means, so a month's mean follows from its days').
+    """
+
+    __tablename__ = "rollup_scope2_day"
+    __table_args__ = (Index(None, "day"), Index(None, "month"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))
+    month: Mapped[str] = mapped_column(String(7))
+    windows: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupScope2Month(Scope2Figures, Base):
+    """``v_scope2`` pre-aggregated: per month, activity, team, zone, factor and intensity method.
+
+    Intensities are energy-weighted means of the group's records (with hourly factors each
+    record has its own); ``co2e_location_yearly_kg`` is the yearly-factor figure beside them.
+    """
+
+    __tablename__ = "rollup_scope2_month"
+    __table_args__ = (Index(None, "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    activity: Mapped[str] = mapped_column(String(16))
+    records: Mapped[int] = mapped_column(BigInteger)
+    unmetered_records: Mapped[int] = mapped_column(BigInteger)
 
 
 class RunMetric(Base):
@@ -143,6 +175,7 @@ class RollupState(Base):
     factors_count: Mapped[int | None] = mapped_column(Integer)
     versions_max_id: Mapped[int | None] = mapped_column(Integer)
     windows_max_id: Mapped[int | None] = mapped_column(BigInteger)
+    windows_loaded_at: Mapped[datetime | None] = mapped_column(Timestamp)
     refreshed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 

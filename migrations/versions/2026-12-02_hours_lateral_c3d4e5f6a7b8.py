@@ -10,7 +10,7 @@ ledger) one grouped pass as before. The location-based and hourly market aggrega
 in one probe (they were two). Columns and figures are unchanged.
 
 Revision ID: c3d4e5f6a7b8
-Revises: 9c19d6e4f8a3
+Revises: b2c3d4e5f6a7
 Create Date: 2026-12-02 06:00:00.000000
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3d4e5f6a7b8"
-down_revision: str | None = "9c19d6e4f8a3"
+down_revision: str | None = "b2c3d4e5f6a7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

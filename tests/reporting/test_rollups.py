@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, insert, select, text, update
 
-from carbonledger.ledger.models import Run
+from carbonledger.ledger.models import InferenceWindow, Run
 from carbonledger.ledger.repositories import add_emission_factor
-from carbonledger.reporting.rollups import refresh_rollups
+from carbonledger.reporting.rollups import RefreshSummary, refresh_rollups
 
 
 def _one(engine: Engine, sql: str) -> tuple:
@@ -142,8 +142,10 @@ def _rollup_rows(engine: Engine) -> dict[str, list[tuple]]:
 
 
 def _without_ids(rows: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
-    scope2 = [r[1:] for r in rows["rollup_scope2_month"]]  # a surrogate id, renumbered
-    return {**rows, "rollup_scope2_month": sorted(scope2, key=lambda r: [str(v) for v in r])}
+    out = dict(rows)
+    for table in ("rollup_scope2_day", "rollup_scope2_month"):  # a surrogate id, renumbered
+        out[table] = sorted((r[1:] for r in rows[table]), key=lambda r: [str(v) for v in r])
+    return out
 
 
 def test_a_serving_run_reloaded_dirties_no_month(seeded: Engine) -> None:
@@ -194,15 +196,7 @@ def test_incremental_refresh_after_new_windows_equals_a_full_rebuild(seeded: Eng
     assert not summary.full and f"{day:%Y-%m}" in summary.months
     if seeded.dialect.name == "postgresql":  # SQLite re-checks the last second's runs (>=)
         assert summary.months == (f"{day:%Y-%m}",)
-    incremental = _without_ids(_rollup_rows(seeded))
-    with seeded.begin() as conn:
-        refresh_rollups(conn, full=True)
-    full = _without_ids(_rollup_rows(seeded))
-    assert incremental.keys() == full.keys()
-    for table, rows_full in full.items():
-        assert len(incremental[table]) == len(rows_full), table
-        for got, want in zip(incremental[table], rows_full, strict=True):
-            assert _same_row(got, want), (table, got, want)
+    _equals_a_full_rebuild(seeded)
 
 
 def _same_row(got: tuple, want: tuple) -> bool:
@@ -210,3 +204,252 @@ def _same_row(got: tuple, want: tuple) -> bool:
         g == pytest.approx(w) if isinstance(w, float) else g == w
         for g, w in zip(got, want, strict=True)
     )
+
+
+# -- serving windows refresh by UTC day ---------------------------------------------------
+
+
+def _settle(engine: Engine) -> None:
+    """Backdate every ``loaded_at`` and refresh, so the next refresh sees only later loads.
+
+    (SQLite's ``loaded_at`` has one-second steps: a load in the second of the last one would
+    be re-checked; a mark in an earlier second makes the comparison exact on both databases.)
+    """
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(update(Run).values(loaded_at=old))
+        conn.execute(update(InferenceWindow).values(loaded_at=old))
+        refresh_rollups(conn)
+    with engine.begin() as conn:
+        assert refresh_rollups(conn) == RefreshSummary(False, (), ())
+
+
+def _window(conn, start: datetime, energy_kwh: float, *, version: int = 1) -> dict:  # noqa: ANN001
+    source = conn.execute(text("SELECT MIN(source_id) FROM inference_windows")).scalar()
+    return {
+        "source_id": source,
+        "run_id": f"serve-v{version}",
+        "model_name": "bert-qa",
+        "model_version": version,
+        "team": "nlp",
+        "window_start": start,
+        "window_end": start + timedelta(minutes=1),
+        "activity_year": start.year,
+        "requests": 7,
+        "energy_kwh": energy_kwh,
+        "estimated_energy_kwh": energy_kwh / 2,
+        "pue": 1.2,
+        "facility_energy_kwh": energy_kwh * 1.2,
+        "grid_zone": "DE",
+    }
+
+
+def _equals_a_full_rebuild(engine: Engine) -> None:
+    incremental = _without_ids(_rollup_rows(engine))
+    with engine.begin() as conn:
+        refresh_rollups(conn, full=True)
+    full = _without_ids(_rollup_rows(engine))
+    assert incremental.keys() == full.keys()
+    for table, rows_full in full.items():
+        assert len(incremental[table]) == len(rows_full), table
+        for got, want in zip(incremental[table], rows_full, strict=True):
+            assert _same_row(got, want), (table, got, want)
+
+
+def _daily_energy(engine: Engine, day: str) -> float:
+    return _one(engine, f"SELECT SUM(energy_kwh) FROM rollup_inference_daily WHERE day = '{day}'")[
+        0
+    ]
+
+
+def test_a_new_day_of_windows_refreshes_only_that_day(seeded: Engine) -> None:
+    from carbonledger.etl.inference import upsert_windows
+
+    _settle(seeded)
+    day = datetime(2024, 7, 20, tzinfo=UTC)  # the seed's windows end on 2024-07-15
+    with seeded.begin() as conn:
+        rows = [_window(conn, day + timedelta(minutes=m), 0.01) for m in range(60)]
+        assert upsert_windows(conn, rows, update=False) == (60, 0)
+        summary = refresh_rollups(conn)
+    assert summary == RefreshSummary(False, ("2024-07",), ("2024-07-20",))
+    assert _daily_energy(seeded, "2024-07-20") == pytest.approx(0.6)
+    _equals_a_full_rebuild(seeded)
+
+
+def test_windows_arriving_late_for_an_older_day(seeded: Engine) -> None:
+    from carbonledger.etl.inference import upsert_windows
+
+    _settle(seeded)
+    before = _daily_energy(seeded, "2024-06-10")
+    late = datetime(2024, 6, 10, 9, 30, tzinfo=UTC)  # between the seed's windows of that day
+    with seeded.begin() as conn:
+        assert upsert_windows(conn, [_window(conn, late, 0.25)], update=False) == (1, 0)
+        summary = refresh_rollups(conn)
+    assert summary == RefreshSummary(False, ("2024-06",), ("2024-06-10",))
+    assert _daily_energy(seeded, "2024-06-10") == pytest.approx(before + 0.25)
+    _equals_a_full_rebuild(seeded)
+
+
+def test_a_window_reloaded_with_changed_energy_dirties_its_day(seeded: Engine) -> None:
+    from carbonledger.etl.inference import upsert_windows
+
+    _settle(seeded)
+    start = datetime(2024, 6, 3, 6, tzinfo=UTC)  # a seeded window of version 1
+    with seeded.connect() as conn:
+        (old,) = conn.execute(
+            select(InferenceWindow.energy_kwh).where(
+                InferenceWindow.run_id == "serve-v1", InferenceWindow.window_start == start
+            )
+        ).one()
+    before = _daily_energy(seeded, "2024-06-03")
+    with seeded.begin() as conn:
+        assert upsert_windows(conn, [_window(conn, start, old + 1.0)], update=True) == (0, 1)
+        summary = refresh_rollups(conn)
+    assert summary == RefreshSummary(False, ("2024-06",), ("2024-06-03",))
+    assert _daily_energy(seeded, "2024-06-03") == pytest.approx(before + 1.0)
+    _equals_a_full_rebuild(seeded)
+
+
+def test_windows_across_a_month_boundary_refresh_both_days_and_months(seeded: Engine) -> None:
+    from carbonledger.etl.inference import upsert_windows
+
+    _settle(seeded)
+    last = datetime(2024, 7, 31, 23, 59, tzinfo=UTC)
+    with seeded.begin() as conn:
+        rows = [_window(conn, last, 0.5), _window(conn, last + timedelta(minutes=1), 0.75)]
+        assert upsert_windows(conn, rows, update=False) == (2, 0)
+        summary = refresh_rollups(conn)
+    assert summary == RefreshSummary(False, ("2024-07", "2024-08"), ("2024-07-31", "2024-08-01"))
+    assert _daily_energy(seeded, "2024-07-31") == pytest.approx(0.5)
+    assert _daily_energy(seeded, "2024-08-01") == pytest.approx(0.75)
+    (august,) = _one(
+        seeded,
+        "SELECT records FROM rollup_team_month WHERE month = '2024-08' AND activity = 'inference'",
+    )
+    assert august == 1
+    _equals_a_full_rebuild(seeded)
+
+
+def test_a_factor_change_with_new_windows_still_rebuilds_everything(seeded: Engine) -> None:
+    from carbonledger.etl.inference import upsert_windows
+
+    _settle(seeded)
+    with seeded.begin() as conn:
+        upsert_windows(conn, [_window(conn, datetime(2024, 7, 20, tzinfo=UTC), 0.1)], update=False)
+        add_emission_factor(
+            conn, zone="DE", year=2024, intensity_g_per_kwh=300.0, source="restated-2024"
+        )
+        assert refresh_rollups(conn) == RefreshSummary(True, (), ())
+    _equals_a_full_rebuild(seeded)
+    assert _team_month(seeded) == pytest.approx(_view_team_month(seeded), abs=1e-9)
+
+
+def _serving_run_with_embodied(engine: Engine) -> None:
+    """The seed's serving run of version 1 in the ledger, with an embodied reservation."""
+    from carbonledger import contract as c
+    from carbonledger.ledger.embodied_models import EmbodiedFactor, RunEmbodied
+
+    with engine.begin() as conn:
+        source = conn.execute(text("SELECT MIN(source_id) FROM inference_windows")).scalar()
+        start = datetime(2024, 6, 1, tzinfo=UTC)
+        run_pk = conn.execute(
+            insert(Run)
+            .values(
+                source_id=source,
+                run_id="serve-v1",
+                kind="inference",
+                status="RUNNING",
+                team="nlp",
+                start_time=start,
+                end_time=start + timedelta(days=20),
+                activity_year=2024,
+                metering="metered",
+                energy_kwh=0.0,
+                content_hash="s1",
+            )  # fmt: skip
+            .returning(Run.id)
+        ).scalar_one()
+        conn.execute(
+            insert(EmbodiedFactor).values(
+                factor_key="host-s1",
+                version=1,
+                embodied_co2e_kg=4000.0,
+                method=c.EMBODIED_CCF_INSTANCE,
+                source="test",
+                relative_uncertainty=0.5,
+                uncertainty_key="embodied:ccf",
+                content_hash="host-s1",
+            )  # fmt: skip
+        )
+        conn.execute(
+            insert(RunEmbodied).values(
+                run_pk=run_pk,
+                reservation_hash="host-s1",
+                factor_key="host-s1",
+                resource="vcpu",
+                resources_reserved=8,
+                resources_host=64,
+                duration_s=20 * 86400.0,
+                lifetime_years=4.0,
+            )  # fmt: skip
+        )
+        assert refresh_rollups(conn).full  # a new embodied factor
+
+
+def test_inference_rollups_equal_the_views(seeded: Engine) -> None:
+    _serving_run_with_embodied(seeded)
+    per_month = (
+        "SELECT month, team, SUM(windows), SUM(requests), SUM(energy_kwh), "
+        "SUM(facility_energy_kwh), SUM(estimated_facility_energy_kwh), SUM(co2e_location_kg), "
+        "SUM(co2e_market_kg), SUM(estimated_co2e_location_kg), SUM(estimated_co2e_market_kg), "
+        "SUM(co2e_location_yearly_kg) FROM v_inference_daily GROUP BY month, team"
+    )
+    rolled = (
+        "SELECT month, team, records, requests, energy_kwh, facility_energy_kwh, "
+        "estimated_facility_energy_kwh, co2e_location_kg, co2e_market_kg, "
+        "estimated_co2e_location_kg, estimated_co2e_market_kg, co2e_location_yearly_kg "
+        "FROM rollup_team_month WHERE activity = 'inference'"
+    )
+    embodied = (
+        "SELECT month, COALESCE(team, 'unassigned'), SUM(embodied_co2e_kg) "
+        "FROM v_window_embodied GROUP BY 1, 2"
+    )
+    with seeded.connect() as conn:
+        view = {r[:2]: [float(v) for v in r[2:]] for r in conn.execute(text(per_month))}
+        got = {r[:2]: [float(v) for v in r[2:]] for r in conn.execute(text(rolled))}
+        view_embodied = {r[:2]: float(r[2] or 0.0) for r in conn.execute(text(embodied))}
+        got_embodied = {
+            r[:2]: r[2]
+            for r in conn.execute(
+                text(
+                    "SELECT month, team, embodied_co2e_kg FROM rollup_team_month "
+                    "WHERE activity = 'inference'"
+                )
+            )
+        }
+    assert set(got) == set(view) and view
+    for key, figures in view.items():
+        assert got[key] == pytest.approx(figures, abs=1e-9), key
+    assert got_embodied == pytest.approx(view_embodied, abs=1e-9)
+    assert sum(got_embodied.values()) > 0
+
+
+def test_the_window_query_reads_only_the_days_partition(seeded: Engine) -> None:
+    from carbonledger.ledger.partitions import ensure_partitions
+    from carbonledger.reporting.rollup_sql import day_ranges, time_ranges_sql
+    from carbonledger.reporting.rollup_windows import grouped_sql
+
+    if seeded.dialect.name != "postgresql":
+        pytest.skip("SQLite has no partitions")
+    with seeded.begin() as conn:  # the seed's windows went to the default partition
+        ensure_partitions(conn, datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 31, tzinfo=UTC))
+        conn.exec_driver_sql("ANALYZE inference_windows")
+        params: dict = {}
+        where = time_ranges_sql(
+            "postgresql", "window_start", day_ranges(["2024-06-10"]), params, "w"
+        )
+        plan = "\n".join(
+            r[0] for r in conn.execute(text(f"EXPLAIN {grouped_sql('postgresql', where)}"), params)
+        )
+    scanned = {name for name in plan.split() if name.startswith("inference_windows_")}
+    assert scanned == {"inference_windows_p202406"}, plan
