@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from carbonledger import contract
 from carbonledger.advise.base import Recommendation, Scope, day, listed
-from carbonledger.reporting.db import frame
+from carbonledger.reporting.db import frame_in
 
 TIMING_MODULE = "carbonledger.reporting.timing"
 NEEDS_HOURLY = (
@@ -52,11 +52,12 @@ def timing(engine: Engine, scope: Scope) -> list[Recommendation]:
         )
     if df.empty:
         return []
-    long_runs = frame(
+    long_runs = frame_in(
         engine,
         "SELECT run_id FROM runs WHERE duration_s > :hour AND run_id IN :ids",
+        "ids",
+        list(df.run_id),
         hour=contract.S_PER_HOUR,
-        ids=list(df.run_id),
     )
     df = df[df.run_id.isin(set(long_runs.run_id)) & (df.saving_kg > 0)]
     if scope.model_name is not None:

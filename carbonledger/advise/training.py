@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from carbonledger import contract
 from carbonledger.advise.base import Recommendation, Scope, day, listed, run_filter
-from carbonledger.reporting.db import frame
+from carbonledger.reporting.db import frame, frame_in
 from carbonledger.settings import get_settings
 
 FAILED = ("FAILED", "KILLED")
@@ -94,11 +94,12 @@ def past_best(engine: Engine, scope: Scope) -> list[Recommendation]:
     )
     if runs.empty:
         return []
-    history = frame(
+    history = frame_in(  # ordered within each run, the unit read below
         engine,
         "SELECT source_id, run_id, key, step, timestamp_ms, value FROM run_metric_history "
         "WHERE run_id IN :ids ORDER BY source_id, run_id, key, step",
-        ids=list(runs.run_id),
+        "ids",
+        list(runs.run_id),
     )
     found = []
     for run in runs.itertuples():

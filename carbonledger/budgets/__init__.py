@@ -3,6 +3,9 @@
 Modules:
     lifecycle: a registered model's training + inference footprint (``model_lifecycle``,
         ``lifecycle_timeline``) from the ``run_co2e`` and ``inference_co2e`` views.
+    usage: a scope's CO2e in a time range, from the views or (``source="rollups"``, the app
+        and the report) the rollups for whole months and days and the views for the edges.
+    lifecycle_rollups: ``model_lifecycle``/``lifecycle_by_month`` read from the rollups.
     definitions: ``budgets.yaml`` parsing and validation, ``set_budget``/``sync_budgets``.
     evaluate: ``evaluate_budgets(conn, now=...) -> list[BudgetStatus]``: usage, thresholds
         crossed, trailing 30-day burn rate and projected exhaustion; ``exit_code``.

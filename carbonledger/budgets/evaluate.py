@@ -20,12 +20,8 @@ from typing import Literal
 from sqlalchemy import Connection
 
 from carbonledger.budgets.definitions import StoredBudget, list_budgets
-from carbonledger.budgets.lifecycle import (
-    Basis,
-    inference_co2e_by,
-    training_co2e_by_model,
-    training_co2e_by_team,
-)
+from carbonledger.budgets.lifecycle import Basis
+from carbonledger.budgets.usage import Scope, Source, usage
 
 BURN_WINDOW_DAYS = 30
 NOT_AT_THIS_RATE = "not at this rate"
@@ -139,12 +135,18 @@ def project_exhaustion(
 
 
 def evaluate_budgets(
-    conn: Connection, *, now: datetime | None = None, budgets: list[StoredBudget] | None = None
+    conn: Connection,
+    *,
+    now: datetime | None = None,
+    budgets: list[StoredBudget] | None = None,
+    source: Source = "views",
 ) -> list[BudgetStatus]:
     """Evaluate every budget (or ``budgets``) at ``now`` (default: the current time).
 
     One grouped query per (scope, period, basis) for the usage and one for the burn rate, so
-    thousands of budgets cost a handful of queries.
+    thousands of budgets cost a handful of queries. ``source="rollups"`` reads whole months
+    and days from the rollups (``budgets.usage``; the app and the report), the default reads
+    the views alone (``budgets check``): both give the same figures.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     budgets = list_budgets(conn) if budgets is None else budgets
@@ -158,8 +160,13 @@ def evaluate_budgets(
         basis: Basis = "market" if basis_name == "market" else "location"
         start, end = period_bounds(period, now)
         burn_until = now if end is None else min(now, end)
-        train, infer = _usage(conn, scope, names, basis, start, end)
-        burn_t, burn_i = _usage(conn, scope, names, basis, burn_since, burn_until)
+        scope_: Scope = "model" if scope == "model" else "team"
+        train, infer = usage(
+            conn, scope_, names, basis=basis, since=start, until=end, source=source
+        )
+        burn_t, burn_i = usage(
+            conn, scope_, names, basis=basis, since=burn_since, until=burn_until, source=source
+        )
         for b in members:
             training, inference = train.get(b.scope_name, 0.0), infer.get(b.scope_name, 0.0)
             used = training + inference
@@ -184,24 +191,6 @@ def evaluate_budgets(
                 crossed_pct=tuple(p for p in b.thresholds_pct if used_pct >= p),
             )
     return [out[b.id] for b in budgets]
-
-
-def _usage(
-    conn: Connection,
-    scope: str,
-    names: list[str],
-    basis: Basis,
-    since: datetime | None,
-    until: datetime | None,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """(training, inference) CO2e per scope name in ``[since, until)`` (all time when None)."""
-    if scope == "model":
-        train = training_co2e_by_model(conn, names, basis=basis, since=since, until=until)
-        return train, inference_co2e_by(
-            conn, "model_name", names, basis=basis, since=since, until=until
-        )
-    train = training_co2e_by_team(conn, names, basis=basis, since=since, until=until)
-    return train, inference_co2e_by(conn, "team", names, basis=basis, since=since, until=until)
 
 
 def exit_code(statuses: list[BudgetStatus]) -> int:

@@ -91,6 +91,20 @@ def frame(engine: Engine, sql: str, **params: Any) -> pd.DataFrame:
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+IN_CHUNK = 10_000  # values per expanding list: PostgreSQL takes at most 65,535 parameters
+
+
+def frame_in(engine: Engine, sql: str, key: str, values: list[Any], **params: Any) -> pd.DataFrame:
+    """:func:`frame` with ``key`` bound to ``values``, run ``IN_CHUNK`` values at a time.
+
+    For a row-wise selection (``WHERE run_id IN :ids``), so the concatenated chunks are its
+    rows whatever the list's length; an ``ORDER BY`` holds within each chunk only.
+    """
+    chunks = [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)] or [[]]
+    parts = [frame(engine, sql, **params, **{key: chunk}) for chunk in chunks]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:
     """Run one SELECT with bound parameters; return its single value.
 

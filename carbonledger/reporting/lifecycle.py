@@ -1,10 +1,13 @@
-"""A registered model's lifecycle for the app and the report, from the budget gate's functions.
+"""A registered model's lifecycle for the app and the report, read from the rollups.
 
-Totals and the month-by-month timeline are ``carbonledger.budgets.lifecycle`` (the training
-runs of ``v_lifecycle_runs``, the one lifecycle definition, plus every version's serving), and
-budgets with their usage, thresholds and projected exhaustion are
-``carbonledger.budgets.evaluate_budgets``: the Models page, the report and ``budgets check``
-show the same figures. Per-request figures and versions are read from the rollups.
+Totals, the month-by-month timeline and budgets are the budget gate's figures
+(``carbonledger.budgets``: the training runs of ``v_lifecycle_runs``, the one lifecycle
+definition, plus every version's serving; ``evaluate_budgets`` for usage, thresholds and
+projected exhaustion), read through ``budgets.lifecycle_rollups`` and
+``evaluate_budgets(source="rollups")``: whole months and days from the rollups, the rest from
+the views with selective predicates. The Models page, the report and ``budgets check`` show
+the same figures (tests/reporting/test_rollup_pages.py). Per-request figures and versions
+are read from the rollups.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import Engine
 
+from carbonledger.budgets import lifecycle_rollups
+from carbonledger.budgets.definitions import list_budgets
 from carbonledger.budgets.evaluate import evaluate_budgets
-from carbonledger.budgets.lifecycle import Basis, Lifecycle, lifecycle_timeline, model_lifecycle
+from carbonledger.budgets.lifecycle import Basis, Lifecycle
 from carbonledger.contract import G_PER_KG
 from carbonledger.reporting.db import check_params, frame
 from carbonledger.reporting.periods import Period
@@ -44,15 +49,15 @@ def lifecycle(engine: Engine, *, model_name: str, basis: Basis = "location") -> 
     """All-time lifecycle totals of ``model_name`` (what ``budgets lifecycle`` prints)."""
     check_params({"model_name": model_name})
     with engine.connect() as conn:
-        return model_lifecycle(conn, model_name=model_name, basis=basis)
+        return lifecycle_rollups.model_lifecycle(conn, model_name=model_name, basis=basis)
 
 
 def lifecycle_by_month(engine: Engine, *, model_name: str) -> pd.DataFrame:
     """Training and inference CO2e per month with the running lifecycle total (both bases)."""
     check_params({"model_name": model_name})
     with engine.connect() as conn:
-        loc = lifecycle_timeline(conn, model_name=model_name, basis="location", bucket="month")
-        mkt = lifecycle_timeline(conn, model_name=model_name, basis="market", bucket="month")
+        loc = lifecycle_rollups.lifecycle_by_month(conn, model_name=model_name, basis="location")
+        mkt = lifecycle_rollups.lifecycle_by_month(conn, model_name=model_name, basis="market")
     market = {p.period: p for p in mkt}
     return pd.DataFrame(
         [
@@ -132,14 +137,18 @@ def budgets(
     """Every budget (or a team's or a model's) as ``budgets check`` evaluates it at ``now``."""
     check_params({"team": team, "model_name": model_name})
     with engine.connect() as conn:
-        statuses = evaluate_budgets(conn, now=now or datetime.now(UTC))
+        chosen = [
+            b
+            for b in list_budgets(conn)
+            if (team is None or (b.scope == "team" and b.scope_name == team))
+            and (model_name is None or (b.scope == "model" and b.scope_name == model_name))
+        ]
+        statuses = evaluate_budgets(
+            conn, now=now or datetime.now(UTC), budgets=chosen, source="rollups"
+        )
     rows = []
     for s in statuses:
         b = s.budget
-        if team is not None and not (b.scope == "team" and b.scope_name == team):
-            continue
-        if model_name is not None and not (b.scope == "model" and b.scope_name == model_name):
-            continue
         rows.append(
             {
                 "budget_id": b.id,

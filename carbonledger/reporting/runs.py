@@ -68,13 +68,24 @@ def runs_table(
         limit=int(limit),
     )
     columns = ", ".join(f"e.{c.strip()}" for c in RUN_COLUMNS.split(","))
-    return frame(
+    # Experiment names are looked up and the rows sorted apart: with a join or an ORDER BY
+    # on the view, PostgreSQL computed CO2e for every run first (3-4 s for a page of 500 at
+    # 200,000 runs, against 0.4 s).
+    runs = frame(
         engine,
-        f"SELECT {columns}, COALESCE(x.name, e.experiment_id) AS experiment "
-        f"FROM v_run_emissions e {_EXPERIMENT_JOIN} WHERE e.run_pk IN :ids "
-        "ORDER BY e.start_time DESC, e.run_id",
+        f"SELECT {columns}, e.source_id AS source_pk FROM v_run_emissions e WHERE e.run_pk IN :ids",
         ids=[int(i) for i in ids.id] or [-1],
     )
+    runs = runs.sort_values(["start_time", "run_id"], ascending=[False, True], kind="stable")
+    names = frame(
+        engine,
+        "SELECT source_id AS source_pk, experiment_id, name FROM experiments "
+        "WHERE experiment_id IN :experiments",
+        experiments=sorted({str(x) for x in runs.experiment_id.dropna()}) or [""],
+    )
+    out = runs.merge(names, on=["source_pk", "experiment_id"], how="left").reset_index(drop=True)
+    out["experiment"] = out.name.where(out.name.notna(), out.experiment_id)
+    return out.drop(columns=["source_pk", "name"])
 
 
 def run_detail(engine: Engine, *, run_id: str) -> dict[str, Any] | None:
