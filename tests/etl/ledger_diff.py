@@ -30,6 +30,7 @@ BOOKKEEPING = {
         "factors_max_id",
         "versions_max_id",
         "windows_max_id",
+        "windows_loaded_at",
     },
     "quarantine": {"last_seen_at"},
 }
