@@ -9,7 +9,8 @@ source runs of LoggedModels. It yields the same values MLflow's ``SqlAlchemyStor
 - **One snapshot per pass, read-only**: PostgreSQL ``REPEATABLE READ, READ ONLY``; SQLite one
   read transaction (the file opened with ``mode=ro``, ``PRAGMA query_only``); MySQL
   ``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` (untested). A run being written
-  during a pass is read whole as it was at the snapshot, never torn.
+  during a pass is read as committed at the snapshot (MLflow's ``log_batch`` commits metrics
+  and tags in two transactions: docs/ledger.md).
 - **Paging without OFFSET**, one page of runs in memory at a time: a full load walks ``runs``
   in physical order (PostgreSQL heap block ranges, SQLite rowid) so each page's tags and
   metrics lie close on disk; a cursor pass reads the matching ids, then pages of them. On a
