@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,7 +13,22 @@ from carbonledger.cli._ledger_common import LEDGER_URL_HELP, ledger_errors, reso
 
 db_app = typer.Typer(help="The ledger database: schema migrations and emission factors.")
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 LedgerUrl = Annotated[str | None, typer.Option("--ledger-url", help=LEDGER_URL_HELP)]
+
+
+@contextmanager
+def _current_ledger(ledger_url: str | None) -> Iterator[Engine]:
+    """The ledger of ``--ledger-url`` (else the settings) at the newest schema; errors: one line."""
+    from carbonledger.ledger import create_ledger_engine, migrate
+
+    url = resolve_ledger_url(ledger_url)
+    with ledger_errors(url):
+        engine = create_ledger_engine(url)
+        migrate.require_current(engine)
+        yield engine
 
 
 def register(app: typer.Typer) -> None:
@@ -71,12 +88,7 @@ def current_cmd(ledger_url: LedgerUrl = None) -> None:
 @db_app.command("seed-factors")
 def seed_factors_cmd(ledger_url: LedgerUrl = None) -> None:
     """Load the shipped yearly and hourly emission factors (changed values: new versions)."""
-    from carbonledger.ledger import create_ledger_engine, migrate
-
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
-        engine = create_ledger_engine(url)
-        migrate.require_current(engine)
+    with _current_ledger(ledger_url) as engine:
         _seed(engine)
 
 
@@ -96,12 +108,9 @@ def add_factor_cmd(
     ledger_url: LedgerUrl = None,
 ) -> None:
     """Add an emission factor version; totals of that zone and year are restated."""
-    from carbonledger.ledger import add_emission_factor, create_ledger_engine, migrate
+    from carbonledger.ledger import add_emission_factor
 
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
-        engine = create_ledger_engine(url)
-        migrate.require_current(engine)
+    with _current_ledger(ledger_url) as engine:
         with engine.begin() as conn:
             version = add_emission_factor(
                 conn,
@@ -146,13 +155,9 @@ def import_factors_cmd(
     ledger_url: LedgerUrl = None,
 ) -> None:
     """Load hourly (or finer) factors: changed values become new versions, bad rows refuse all."""
-    from carbonledger.ledger import create_ledger_engine, migrate
     from carbonledger.ledger.factor_import import import_factor_file
 
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
-        engine = create_ledger_engine(url)
-        migrate.require_current(engine)
+    with _current_ledger(ledger_url) as engine:
         with engine.begin() as conn:
             result = import_factor_file(conn, path=file, source=source, licence=licence)
     c = result.counts
@@ -169,13 +174,9 @@ def grant_team_cmd(
     ledger_url: LedgerUrl = None,
 ) -> None:
     """Let a PostgreSQL role read only one team's rows (row-level security; repeat for more)."""
-    from carbonledger.ledger import create_ledger_engine, migrate
     from carbonledger.ledger.access import grant_team
 
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
-        engine = create_ledger_engine(url)
-        migrate.require_current(engine)
+    with _current_ledger(ledger_url) as engine:
         with engine.begin() as conn:
             added = grant_team(conn, role=role, team=team)
     state = "granted" if added else "already granted"
@@ -195,13 +196,9 @@ def partitions_cmd(
     ledger_url: LedgerUrl = None,
 ) -> None:
     """List the monthly partitions of the time tables (PostgreSQL), or detach old ones."""
-    from carbonledger.ledger import create_ledger_engine, migrate
     from carbonledger.ledger.partitions import detach_partitions, list_partitions
 
-    url = resolve_ledger_url(ledger_url)
-    with ledger_errors(url):
-        engine = create_ledger_engine(url)
-        migrate.require_current(engine)
+    with _current_ledger(ledger_url) as engine:
         if engine.dialect.name != "postgresql":
             typer.echo("SQLite keeps one table per kind of record: no partitions to manage")
             return
