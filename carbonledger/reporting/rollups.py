@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from carbonledger.reporting.periods import month_start, next_month_start
+from carbonledger.reporting.periods import next_month_start
 from carbonledger.reporting.rollup_sql import (
     FACTOR_GROUP,
     SCOPE2_FIGURES,
     SCOPE2_MONTH_INSERT,
-    bind_time,
+    key_ranges_sql,
     month_sql,
+    time_ranges_sql,
     weighted_intensity_sql,
 )
 from carbonledger.reporting.rollup_windows import dirty_days, refresh_windows
@@ -249,21 +250,15 @@ def _dirty_months(conn: Connection, dialect: str, state: Any) -> set[str]:
 
 def _recompute_training(conn: Connection, months: list[str]) -> None:
     """Rebuild the training rows of ``months`` from the runs started in them."""
-    dialect = conn.dialect.name
     params: dict[str, Any] = {}
-    ranges, names = [], []
-    for i, month in enumerate(months):
-        params[f"s{i}"] = bind_time(dialect, month_start(month))
-        params[f"e{i}"] = bind_time(dialect, next_month_start(month))
-        params[f"m{i}"] = month
-        ranges.append(f"(start_time >= :s{i} AND start_time < :e{i})")
-        names.append(f":m{i}")
-    in_months = f"month IN ({', '.join(names)})"
+    days = [(f"{m}-01", f"{next_month_start(m) - timedelta(days=1):%Y-%m-%d}") for m in months]
+    runs = time_ranges_sql(conn.dialect.name, "start_time", days, params, "r")
+    in_months = key_ranges_sql("month", [(m, m) for m in months], params, "m")
     training = f"activity = 'training' AND {in_months}"
     conn.execute(text(f"DELETE FROM rollup_team_month WHERE {training}"), params)
     conn.execute(text(f"DELETE FROM rollup_model_month WHERE {in_months}"), params)
     conn.execute(text(f"DELETE FROM rollup_scope2_month WHERE {training}"), params)
-    _insert_training(conn, runs=f"({' OR '.join(ranges)})", params=params)
+    _insert_training(conn, runs=runs, params=params)
 
 
 def _insert_training(conn: Connection, *, runs: str, params: dict[str, Any]) -> None:
