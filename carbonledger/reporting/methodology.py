@@ -31,7 +31,8 @@ FORMULAS = (
     ("Yearly-only CO2e", "CO2e_loc_yearly = E_facility × I_grid(zone, year) / 1000 (kg)"),
     (
         "Market-based CO2e",
-        "CO2e_mkt = E_facility × I_contract(zone, year) / 1000, else location-based (flagged)",
+        "CO2e_mkt = Σ_hours E_facility,h × M_h / 1000 (kg); M_h = the hour's contractual "
+        "factor, else I_contract(zone, year), else the hour's location-based I_h (flagged)",
     ),
     ("Inference per request", "CO2e / requests of each window, idle time included"),
 )
