@@ -20,6 +20,9 @@ from carbonledger.contract import (
     M_GPU_REMAINDER_KWH,
     M_HEARTBEAT_MS,
     M_PEAK_POWER_W,
+    STATUS_COMPLETE,
+    STATUS_RUNNING,
+    TAG_STATUS,
 )
 from carbonledger.mlflow_plugin.journal import Entry
 from carbonledger.mlflow_plugin.tags import metered_tags
@@ -65,6 +68,8 @@ class RunTracker:
     ended: bool = False
     final_sent: bool = False
     tags_sent: dict[str, str] = field(default_factory=dict)
+    running_sent: bool = False  # a batch carrying carbon.status=running has left this process
+    running_unconfirmed: bool = False  # ...and the server never confirmed it
     attached: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -107,7 +112,7 @@ class RunTracker:
         if self.node is not None:
             from carbonledger.mlflow_plugin.distributed import node_batch
 
-            return node_batch(self, ts=ts, final=final)
+            return self._running_once(node_batch(self, ts=ts, final=final))
         step = self.base_step + self.seq
         metrics: dict[str, float] = derived_metrics(self.usage())
         metrics[M_HEARTBEAT_MS] = float(ts)
@@ -116,7 +121,23 @@ class RunTracker:
             metrics[M_GPU_REMAINDER_KWH] = remainder
         rows: list[list[float | str | int]] = [[k, v, ts, step] for k, v in metrics.items()]
         tags = {k: v for k, v in self.tags(final=final).items() if self.tags_sent.get(k) != v}
-        return Entry(self.tracking_uri, self.run_id, rows, tags, ts)
+        return self._running_once(Entry(self.tracking_uri, self.run_id, rows, tags, ts))
+
+    def _running_once(self, entry: Entry | None) -> Entry | None:
+        """Let ``carbon.status=running`` leave this process in one batch only.
+
+        A send that failed may still land: the client gave up at ``flush_timeout_s``, but the
+        server can commit the request later (an MLflow server on SQLite waits up to 20 s for its
+        lock). A late ``running`` would overwrite the final flush's ``complete``, so only the
+        first periodic batch carries it, whatever became of it (see :meth:`_flush_final`).
+        """
+        if entry is None or entry.tags.get(TAG_STATUS) != STATUS_RUNNING:
+            return entry
+        if self.running_sent:
+            del entry.tags[TAG_STATUS]
+        else:
+            self.running_sent = self.running_unconfirmed = True
+        return entry
 
     def flush(self, *, final: bool, send: Callable[[Entry], bool]) -> None:
         """Build and send one batch; flushes of one run never overlap or reorder.
@@ -146,6 +167,14 @@ class RunTracker:
             entry = self._entry(final=True)
             if entry is not None and send(entry):
                 self.delivered(entry)
+                if self.running_unconfirmed:
+                    # The one ``running`` batch failed and may still land after this one:
+                    # journal ``complete`` once more, so a replay (the next plugin process on
+                    # the machine, or ``carbonledger journal flush``) has the last word.
+                    from carbonledger.mlflow_plugin import journal
+
+                    tags = {TAG_STATUS: STATUS_COMPLETE}
+                    journal.append(Entry(self.tracking_uri, self.run_id, [], tags, now_ms()))
             self.final_sent = True
         finally:
             if held:
@@ -154,3 +183,5 @@ class RunTracker:
     def delivered(self, entry: Entry) -> None:
         """Remember the tags the server took, so later batches send only changes."""
         self.tags_sent.update(entry.tags)
+        if entry.tags.get(TAG_STATUS) == STATUS_RUNNING:
+            self.running_unconfirmed = False

@@ -171,3 +171,37 @@ def test_the_final_flush_waits_for_a_stuck_periodic_flush_only_within_its_budget
     assert 0.4 <= waited < 1.0
     assert tracker.final_sent and len(sent) == 1  # built and handed over, not lost
     assert "carbon/heartbeat_ms" in {row[0] for row in sent[0].metrics}
+
+
+def test_running_leaves_once_and_a_failed_running_batch_gets_complete_journaled_after_it(
+    plugin: FakeMeter,
+) -> None:
+    """A periodic batch the client gave up on may still be committed by the server later (an
+    MLflow server on SQLite waits up to 20 s for its lock): its ``carbon.status=running`` must not
+    be the last word. Only the first periodic batch carries ``running``; when that one failed and
+    the final batch is delivered, ``complete`` is journaled once more for a later replay."""
+    from carbonledger.mlflow_plugin.tracker import RunTracker
+
+    def flush_all(tracker: RunTracker, results: list[bool]) -> list[Entry]:
+        sent: list[Entry] = []
+        for i, ok in enumerate(results):
+            final = i == len(results) - 1
+            tracker.flush(final=final, send=lambda e, ok=ok: bool(sent.append(e)) or ok)
+        return sent
+
+    failed_first = RunTracker(run_id="r1", tracking_uri="http://127.0.0.1:9")
+    sent = flush_all(failed_first, [False, True, True, True])
+    assert [e.tags.get("carbon.status") for e in sent] == ["running", None, None, "complete"]
+    journaled = [e for _, e in journal.entries()]
+    assert [(e.run_id, e.tags, e.metrics) for e in journaled] == [
+        ("r1", {"carbon.status": "complete"}, [])
+    ]
+    # Replayed after the late ``running``, the journal's ``complete`` is what the run keeps.
+    replayed: list[Entry] = []
+    journal.replay(replayed.append)
+    assert [e.tags for e in replayed] == [{"carbon.status": "complete"}]
+
+    delivered_first = RunTracker(run_id="r2", tracking_uri="http://127.0.0.1:9")
+    sent = flush_all(delivered_first, [True, True, True])
+    assert [e.tags.get("carbon.status") for e in sent] == ["running", None, "complete"]
+    assert list(journal.entries()) == []  # nothing could land after the final batch
