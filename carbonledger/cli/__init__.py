@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-import typer
+from carbonledger.cli._startup import bulk_imports
+
+with bulk_imports():
+    import typer
 
 app = typer.Typer(
     name="carbonledger",
@@ -35,8 +38,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "when_cmd",
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"carbonledger.cli.{_name}").register(app)
+with bulk_imports():
+    for _name in COMMAND_MODULES:
+        importlib.import_module(f"carbonledger.cli.{_name}").register(app)
 
 
 def main() -> None:

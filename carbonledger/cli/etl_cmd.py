@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ from carbonledger.cli._ledger_common import (
     redact_uri,
     resolve_ledger_url,
 )
+from carbonledger.cli._startup import bulk_imports
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +60,10 @@ def _etl(
     lock_timeout: float,
     quiet: bool,
 ) -> None:
-    from carbonledger.settings import get_settings
+    with bulk_imports():
+        from carbonledger.etl import run_etl
+        from carbonledger.ledger import create_ledger_engine
+        from carbonledger.settings import get_settings
 
     uris = list(mlflow_uri or get_settings().mlflow_uris)
     if not uris and os.environ.get("MLFLOW_TRACKING_URI"):
@@ -70,31 +74,10 @@ def _etl(
             "no MLflow tracking URI: pass --mlflow-uri, or set CARBONLEDGER_MLFLOW_URIS or "
             "MLFLOW_TRACKING_URI"
         )
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from carbonledger.etl import run_etl
-    from carbonledger.ledger import create_ledger_engine
-
-    console = Console(stderr=True)
     with ledger_errors(url):
-        engine = create_ledger_engine(url)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} runs read"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=quiet,
-        ) as progress:
-            tasks: dict[str, object] = {}
-
-            def report(uri: str, seen: int) -> None:
-                if uri not in tasks:
-                    tasks[uri] = progress.add_task(f"loading {redact_uri(uri)}", total=None)
-                progress.update(tasks[uri], completed=seen)  # type: ignore[arg-type]
-
+        with bulk_imports():
+            engine = create_ledger_engine(url)  # imports the driver (psycopg)
+        with _progress(quiet) as report:
             summaries = run_etl(
                 engine, mlflow_uris=uris, full=full, lock_timeout_s=lock_timeout, progress=report
             )
@@ -109,6 +92,33 @@ def _etl(
         )
     if any(sum(s.quarantined.values()) for s in summaries):
         typer.echo("quarantined runs are listed in the ledger's quarantine table (docs/ledger.md)")
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int], None]]:
+    """A spinner per source on stderr (``rich``, not imported with ``--quiet``)."""
+    if quiet:
+        yield lambda _uri, _seen: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} runs read"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report(uri: str, seen: int) -> None:
+            if uri not in tasks:
+                tasks[uri] = progress.add_task(f"loading {redact_uri(uri)}", total=None)
+            progress.update(tasks[uri], completed=seen)
+
+        yield report
 
 
 class _StderrHandler(logging.StreamHandler):

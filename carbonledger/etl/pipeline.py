@@ -98,7 +98,7 @@ def run_etl(
     rules = TeamRules.load(settings.team_rules_path)
     budget_specs = load_budget_file(settings.budgets_path) if settings.budgets_path else None
     unmetered_zone = _unmetered_zone(settings)
-    summaries = []
+    summaries: list[SourceSummary] = []
     for uri in mlflow_uris:
         started = time.perf_counter()
         summary = SourceSummary(source=uri, full=full)
@@ -128,7 +128,7 @@ def run_etl(
                         now=now or datetime.now(UTC),
                         stale_after_s=settings.stale_after_s,
                     )
-                    refresh_rollups(conn)
+                    refresh_rollups(conn, full=full and not summaries)  # once a pass
                     summary.duration_s = round(time.perf_counter() - started, 3)
                     write_cursor(conn, source_id, cursor, summary.as_dict())
                     log.info("etl: committing %s", redact_uri(uri))

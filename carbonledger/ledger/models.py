@@ -141,6 +141,7 @@ class Run(Base):
         Index(None, "model_name"),
         Index(None, "status", "heartbeat_at"),
         Index(None, "source_id", "parent_run_id"),
+        Index(None, "loaded_at"),  # the rollups' dirty-month check (f6b7c8d9e0a1)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

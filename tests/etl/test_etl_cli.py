@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import subprocess
+import sys
 from typing import Any
 
+import pytest
 from cl_ledger_fixtures import make_run, metered_metrics, metered_tags
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from carbonledger.cli import app
+from carbonledger.cli._startup import bulk_imports
 
 
 def test_etl_prints_a_closing_summary(
@@ -61,3 +66,46 @@ def test_no_tracking_uri_is_an_actionable_error(ledger_url: str, monkeypatch: An
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     result = CliRunner().invoke(app, ["etl", "--ledger-url", ledger_url])
     assert result.exit_code == 1 and "--mlflow-uri" in result.output
+
+
+def test_a_no_change_pass_imports_only_what_it_needs(
+    ledger: Engine, ledger_url: str, client: Any, mlflow_uri: str
+) -> None:
+    """The pass as a CLI process (the < 1.5 s target): no MLflow client, pandas, numpy,
+    Alembic or rich (``--quiet``), and the collector back on once the imports are done."""
+    exp = client.create_experiment("e")
+    make_run(client, exp, metrics=metered_metrics(), tags=metered_tags())
+    argv = ["carbonledger", "etl", "-q", "--mlflow-uri", mlflow_uri, "--ledger-url", ledger_url]
+    code = (
+        "import atexit, gc, sys\n"
+        "heavy = ('mlflow', 'pandas', 'numpy', 'alembic', 'rich')\n"
+        "atexit.register(lambda: print('loaded:', [m for m in heavy if m in sys.modules], "
+        "'gc:', gc.isenabled()))\n"
+        f"sys.argv = {argv!r}\n"
+        "from carbonledger.cli import main\n"
+        "main()\n"
+    )
+    outs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        for _ in range(2)  # the first pass loads the run (its hours need pandas), the second not
+    ]
+    assert all(out.returncode == 0 for out in outs), [out.stderr for out in outs]
+    assert "loaded 1," in outs[0].stdout and "loaded 0, updated 0," in outs[1].stdout
+    assert outs[0].stdout.splitlines()[-1].endswith("gc: True")
+    assert outs[1].stdout.splitlines()[-1] == "loaded: [] gc: True"
+
+
+def test_bulk_imports_restores_the_collector_even_on_error() -> None:
+    assert gc.isenabled()
+    with pytest.raises(ImportError):
+        with bulk_imports():
+            assert not gc.isenabled()
+            import carbonledger_no_such_module  # type: ignore[import-not-found]  # noqa: F401
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with bulk_imports():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
