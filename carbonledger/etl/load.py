@@ -3,11 +3,12 @@
 Everything happens in the caller's transaction.
 
 On PostgreSQL rows reach the staging tables through binary ``COPY`` (psycopg 3); on SQLite
-through the DBAPI's ``executemany``. The merge is ``INSERT ... SELECT ... ON CONFLICT
-(source_id, run_id) DO UPDATE`` on both, after unchanged rows (same content hash) were removed
-from staging. On PostgreSQL, runs the ledger does not hold yet skip staging: ``copy_new_runs``
-copies them straight into ``runs`` and ``run_energy`` (same rows, same counts). Every staged
-run's reservation goes to ``run_embodied`` (``carbonledger.etl.embodied``).
+through the DBAPI's ``executemany``. Runs the ledger already holds with the same content hash
+are counted as unchanged and never staged (a no-change pass creates no staging table). The
+merge is ``INSERT ... SELECT ... ON CONFLICT (source_id, run_id) DO UPDATE`` on both. On
+PostgreSQL, runs the ledger does not hold yet skip staging: ``copy_new_runs`` copies them
+straight into ``runs`` and ``run_energy`` (same rows, same counts). Every staged run's
+reservation goes to ``run_embodied`` (``carbonledger.etl.embodied``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, update
+from sqlalchemy import Column, Connection, MetaData, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carbonledger.etl import embodied
@@ -82,15 +83,30 @@ class Loader:
         self.stage_embodied = embodied.stage_table(meta)
         self.lifetime_years = embodied.lifetime_years()
         self.embodied_staged = 0
+        self.unchanged_ids: list[str] = []
+        self._tables_created = False
+
+    def _create_tables(self) -> None:
+        """The staging tables, made when a first run needs them (a no-change pass makes none)."""
+        if self._tables_created:
+            return
         for table in (self.stage_runs, self.stage_energy, self.stage_new, self.stage_embodied):
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
-            table.create(conn)
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
+            table.create(self.conn)
+        self._tables_created = True
 
     # -- staging ---------------------------------------------------------------------------
     def stage(self, records: list[RunRecord]) -> None:
         """Put validated runs into the staging tables."""
         if not records:
             return
+        hashes = held_hashes(self.conn, self.source_id, [r.row["run_id"] for r in records])
+        changed = [r for r in records if not _same(hashes, r.row)]
+        self.unchanged_ids += [r.row["run_id"] for r in records if _same(hashes, r.row)]
+        if not changed:
+            return
+        records = changed
+        self._create_tables()
         runs = [{**r.row, "source_id": self.source_id, "is_stale": False} for r in records]
         held = [
             embodied.staged_row(r.row, r.hardware, lifetime_years=self.lifetime_years)
@@ -100,7 +116,9 @@ class Loader:
         self.embodied_staged += len(held)
         energy = [{"run_id": r.row["run_id"], **e} for r in records for e in r.energy]
         if self.postgres:  # runs new to the ledger skip staging (see copy_new_runs)
-            runs, energy, new_ids = copy_new_runs(self.conn, self.source_id, runs, energy)
+            runs, energy, new_ids = copy_new_runs(
+                self.conn, self.source_id, runs, energy, known=set(hashes)
+            )
             if new_ids:
                 copy_values(self.conn, _STAGE_NEW, ["run_id"], ([i] for i in new_ids))
                 self.direct += len(new_ids)
@@ -124,7 +142,7 @@ class Loader:
         load inserted or changed (staged, or copied straight in) to their ancestors' team and
         model and makes their parents' energy exclusive.
         """
-        counts = MergeCounts(loaded=self.direct)
+        counts = MergeCounts(loaded=self.direct, unchanged=len(self.unchanged_ids))
         if self.staged:
             self._upsert(counts)
         if self.staged or self.direct:
@@ -145,12 +163,13 @@ class Loader:
         """Merge the staging tables into ``runs`` and ``run_energy`` (changed runs only)."""
         if self.postgres:
             self.conn.exec_driver_sql(f"ANALYZE {_STAGE_RUNS}")
-        counts.unchanged = self.conn.exec_driver_sql(
+        same = self.conn.exec_driver_sql(  # the merge's own test (stage() left out the held)
             f"DELETE FROM {_STAGE_RUNS} WHERE EXISTS (SELECT 1 FROM runs r "
             f"WHERE r.source_id = {_STAGE_RUNS}.source_id AND r.run_id = {_STAGE_RUNS}.run_id "
             f"AND r.content_hash = {_STAGE_RUNS}.content_hash)"
         ).rowcount
-        remaining = self.staged - counts.unchanged
+        counts.unchanged += same
+        remaining = self.staged - same
         if remaining == 0:
             return
         counts.updated = int(
@@ -186,6 +205,8 @@ class Loader:
 
     def close(self) -> None:
         """Drop the staging tables (still inside the transaction)."""
+        if not self._tables_created:
+            return
         for name in (_STAGE_RUNS, _STAGE_ENERGY, _STAGE_NEW, embodied.STAGE):
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
@@ -219,12 +240,29 @@ class Loader:
         return len(rows)
 
     def resolve_quarantine(self) -> int:
-        """Remove quarantine rows of runs that were loaded cleanly in this load."""
-        return self.conn.exec_driver_sql(
-            f"DELETE FROM quarantine WHERE source_id = {int(self.source_id)} "
-            f"AND (record_id IN (SELECT run_id FROM {_STAGE_RUNS}) "
-            f"OR record_id IN (SELECT run_id FROM {_STAGE_NEW}))"
-        ).rowcount
+        """Remove quarantine rows of runs that were loaded cleanly in this load.
+
+        Runs read again unchanged count too: one the ledger holds, quarantined after a bad
+        edit and mended back to what the ledger holds, is clean again.
+        """
+        removed = 0
+        for i in range(0, len(self.unchanged_ids), _ID_CHUNK):
+            removed += self.conn.execute(
+                delete(Quarantine).where(
+                    Quarantine.source_id == self.source_id,
+                    Quarantine.record_id.in_(self.unchanged_ids[i : i + _ID_CHUNK]),
+                )
+            ).rowcount
+        if not self._tables_created:
+            return removed
+        return (
+            removed
+            + self.conn.exec_driver_sql(
+                f"DELETE FROM quarantine WHERE source_id = {int(self.source_id)} "
+                f"AND (record_id IN (SELECT run_id FROM {_STAGE_RUNS}) "
+                f"OR record_id IN (SELECT run_id FROM {_STAGE_NEW}))"
+            ).rowcount
+        )
 
 
 # -- fast staging writes (the interface above calls them; nothing else changes) ----------------
@@ -265,8 +303,41 @@ def _column_types(conn: Connection, table: str, columns: list[str]) -> list[int]
     return [int(found[c]) for c in columns]
 
 
+_ID_CHUNK = 500  # run ids per IN list (SQLite's bound-parameter limit)
+
+
+def held_hashes(conn: Connection, source_id: int, run_ids: list[str]) -> dict[str, str | None]:
+    """The content hash the ledger holds for each of ``run_ids`` it has (one indexed read)."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT run_id, content_hash FROM runs "
+            "WHERE source_id = %(s)s AND run_id = ANY(%(ids)s)",
+            {"s": source_id, "ids": run_ids},
+        )
+        return {r[0]: r[1] for r in rows}
+    t = Run.__table__.c
+    held: dict[str, str | None] = {}
+    for i in range(0, len(run_ids), _ID_CHUNK):
+        stmt = select(t.run_id, t.content_hash).where(
+            t.source_id == source_id, t.run_id.in_(run_ids[i : i + _ID_CHUNK])
+        )
+        held.update({r[0]: r[1] for r in conn.execute(stmt)})
+    return held
+
+
+def _same(held: dict[str, str | None], row: dict[str, Any]) -> bool:
+    """Whether the ledger holds this run with this content (the merge's own test, in SQL)."""
+    theirs = held.get(row["run_id"])
+    return theirs is not None and theirs == row["content_hash"]
+
+
 def copy_new_runs(
-    conn: Connection, source_id: int, runs: list[dict[str, Any]], energy: list[dict[str, Any]]
+    conn: Connection,
+    source_id: int,
+    runs: list[dict[str, Any]],
+    energy: list[dict[str, Any]],
+    *,
+    known: set[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """COPY the runs the ledger does not hold yet straight into ``runs`` and ``run_energy``.
 
@@ -276,14 +347,8 @@ def copy_new_runs(
     (``loaded_at`` from its default, ``is_stale`` false). Runs already in the ledger are
     returned, with their energy rows, for the staging merge; so are the new runs' ids.
     """
-    ids = [r["run_id"] for r in runs]
-    known = {
-        row[0]
-        for row in conn.exec_driver_sql(
-            "SELECT run_id FROM runs WHERE source_id = %(s)s AND run_id = ANY(%(ids)s)",
-            {"s": source_id, "ids": ids},
-        )
-    }
+    if known is None:
+        known = set(held_hashes(conn, source_id, [r["run_id"] for r in runs]))
     new = [r for r in runs if r["run_id"] not in known]
     if not new:
         return runs, energy, []

@@ -224,7 +224,13 @@ def _load_source(
     rejected += windows.rejected
     loader.quarantine(rejected)
     summary.quarantined = Counter(r.reason for r in rejected)
-    registry.sync_experiments(conn, source_id, experiments, config.rules)
+    registry.sync_experiments(
+        conn,
+        source_id,
+        experiments,
+        config.rules,
+        runs_changed=bool(counts.loaded or counts.updated or counts.attribution.reattributed),
+    )
     summary.models, cursor.models_updated_ms = registry.sync_models(
         conn,
         source,

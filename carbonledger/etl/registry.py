@@ -25,9 +25,19 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def sync_experiments(
-    conn: Connection, source_id: int, experiments: dict[str, ExperimentInfo], rules: TeamRules
+    conn: Connection,
+    source_id: int,
+    experiments: dict[str, ExperimentInfo],
+    rules: TeamRules,
+    *,
+    runs_changed: bool = True,
 ) -> None:
-    """Upsert every experiment and the teams known from runs and experiments."""
+    """Upsert every experiment and the teams known from runs and experiments.
+
+    The runs' teams are read only when this load wrote runs (``runs_changed``): a pass that
+    loaded or changed none cannot have charged a run to a new team, and the read is a scan of
+    the source's runs.
+    """
     if experiments:
         rows = []
         for exp in experiments.values():
@@ -54,9 +64,10 @@ def sync_experiments(
         )
         for start in range(0, len(rows), 1000):
             conn.execute(stmt, rows[start : start + 1000])
-    teams = {
-        r[0] for r in conn.execute(select(Run.team).where(Run.source_id == source_id).distinct())
-    }
+    teams: set[str] = set()
+    if runs_changed:
+        runs = select(Run.team).where(Run.source_id == source_id).distinct()
+        teams = {r[0] for r in conn.execute(runs)}
     teams |= {r[0] for r in conn.execute(select(Experiment.team).distinct()) if r[0]}
     if teams:
         conn.execute(

@@ -88,3 +88,22 @@ def test_a_fixed_run_leaves_quarantine_on_the_next_load(
     summary = run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0]
 
     assert summary.loaded == 1 and quarantine(ledger) == {}
+
+
+def test_a_run_mended_back_to_what_the_ledger_holds_leaves_quarantine(
+    ledger: Engine, client: Any, mlflow_uri: str
+) -> None:
+    """Loaded, then a bad edit (quarantined, the ledger keeps the good version), then the edit
+    undone: the run reads as unchanged (never staged) and its quarantine row goes."""
+    exp = client.create_experiment("e")
+    run = make_run(client, exp, metrics=metered_metrics(), tags=metered_tags("FR"))
+    assert run_etl(ledger, mlflow_uris=[mlflow_uri])[0].loaded == 1
+    client.set_tag(run, "carbon.grid_zone", "XX-ATL")
+    assert run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0].quarantined
+    assert run in quarantine(ledger)
+
+    client.set_tag(run, "carbon.grid_zone", "FR")
+    summary = run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0]
+
+    assert (summary.loaded, summary.updated, summary.unchanged) == (0, 0, 1)
+    assert quarantine(ledger) == {}

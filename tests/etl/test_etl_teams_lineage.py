@@ -154,3 +154,18 @@ def test_a_logged_model_version_without_run_id_is_traced_through_source_run_id(
     found = extract.logged_model_source_runs(client, [logged.model_id, "m-missing"])
 
     assert found == {logged.model_id: producer}
+
+
+def test_a_team_first_seen_on_a_changed_run_joins_the_teams_table(
+    ledger: Engine, client: Any, mlflow_uri: str
+) -> None:
+    """Passes that write no run skip the runs' team read; one that changes a run does not."""
+    exp = client.create_experiment("e")
+    run = make_run(client, exp, metrics=metered_metrics(), tags={**metered_tags(), "team": "a"})
+    run_etl(ledger, mlflow_uris=[mlflow_uri])
+    run_etl(ledger, mlflow_uris=[mlflow_uri])  # nothing changed
+    client.set_tag(run, "team", "late-team")
+    assert run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0].updated == 1
+    with ledger.connect() as conn:
+        teams = set(conn.execute(text("SELECT name FROM teams")).scalars())
+    assert {"a", "late-team"} <= teams
