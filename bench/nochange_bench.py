@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 
 
-def one_pass(cli: str, store: str, ledger_url: str, tree: str | None) -> float:
-    env = dict(os.environ)
-    if tree:
-        env["PYTHONPATH"] = tree
+def one_pass(cli: str, store: str, ledger_url: str, tree: str) -> float:
+    env = {**os.environ, "PYTHONPATH": tree}
     started = time.perf_counter()
     out = subprocess.run(
         [cli, "etl", "-q", "--mlflow-uri", store, "--ledger-url", ledger_url],
@@ -52,7 +50,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=7)
     args = p.parse_args()
     cli = shutil.which("carbonledger", path=str(Path(sys.executable).parent)) or "carbonledger"
-    trees = {"after": (None, args.ledger_url)}
+    trees = {"after": (str(Path(__file__).resolve().parents[1]), args.ledger_url)}
     if args.before:
         trees = {"before": (args.before, args.before_ledger_url or args.ledger_url), **trees}
     walls: dict[str, list[float]] = {name: [] for name in trees}

@@ -36,9 +36,10 @@ def etl_cmd(
         ),
     ] = None,
     ledger_url: Annotated[str | None, typer.Option("--ledger-url", help=LEDGER_URL_HELP)] = None,
-    full: Annotated[bool, typer.Option("--full", help="Re-read every run (ignore cursors).")] = (
-        False
-    ),
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Re-read every run (ignore cursors) and rebuild the rollups."),
+    ] = (False),
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for another ETL.")
     ] = 60.0,

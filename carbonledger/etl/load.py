@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, delete, select, update
+from sqlalchemy import Column, Connection, MetaData, Table, bindparam, delete, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carbonledger.etl import embodied
@@ -100,24 +100,25 @@ class Loader:
         """Put validated runs into the staging tables."""
         if not records:
             return
-        hashes = held_hashes(self.conn, self.source_id, [r.row["run_id"] for r in records])
-        changed = [r for r in records if not _same(hashes, r.row)]
-        self.unchanged_ids += [r.row["run_id"] for r in records if _same(hashes, r.row)]
-        if not changed:
-            return
-        records = changed
-        self._create_tables()
-        runs = [{**r.row, "source_id": self.source_id, "is_stale": False} for r in records]
-        held = [
+        reservations = [
             embodied.staged_row(r.row, r.hardware, lifetime_years=self.lifetime_years)
             for r in records
         ]
-        self._write(self.stage_embodied, embodied.STAGE_COLUMNS, held)
-        self.embodied_staged += len(held)
+        held = held_versions(self.conn, self.source_id, [r.row["run_id"] for r in records])
+        same = [_same(held, r.row, e) for r, e in zip(records, reservations, strict=True)]
+        self.unchanged_ids += [r.row["run_id"] for r, s in zip(records, same, strict=True) if s]
+        if all(same):
+            return
+        records = [r for r, s in zip(records, same, strict=True) if not s]
+        reservations = [e for e, s in zip(reservations, same, strict=True) if not s]
+        self._create_tables()
+        runs = [{**r.row, "source_id": self.source_id, "is_stale": False} for r in records]
+        self._write(self.stage_embodied, embodied.STAGE_COLUMNS, reservations)
+        self.embodied_staged += len(reservations)
         energy = [{"run_id": r.row["run_id"], **e} for r in records for e in r.energy]
         if self.postgres:  # runs new to the ledger skip staging (see copy_new_runs)
             runs, energy, new_ids = copy_new_runs(
-                self.conn, self.source_id, runs, energy, known=set(hashes)
+                self.conn, self.source_id, runs, energy, known=set(held)
             )
             if new_ids:
                 copy_values(self.conn, _STAGE_NEW, ["run_id"], ([i] for i in new_ids))
@@ -163,7 +164,7 @@ class Loader:
         """Merge the staging tables into ``runs`` and ``run_energy`` (changed runs only)."""
         if self.postgres:
             self.conn.exec_driver_sql(f"ANALYZE {_STAGE_RUNS}")
-        same = self.conn.exec_driver_sql(  # the merge's own test (stage() left out the held)
+        same = self.conn.exec_driver_sql(  # runs staged only for a changed reservation row
             f"DELETE FROM {_STAGE_RUNS} WHERE EXISTS (SELECT 1 FROM runs r "
             f"WHERE r.source_id = {_STAGE_RUNS}.source_id AND r.run_id = {_STAGE_RUNS}.run_id "
             f"AND r.content_hash = {_STAGE_RUNS}.content_hash)"
@@ -246,11 +247,17 @@ class Loader:
         edit and mended back to what the ledger holds, is clean again.
         """
         removed = 0
-        for i in range(0, len(self.unchanged_ids), _ID_CHUNK):
+        ids = self.unchanged_ids
+        if ids and self.postgres:  # one statement, however many runs a --full pass re-reads
+            removed = self.conn.exec_driver_sql(
+                "DELETE FROM quarantine WHERE source_id = %(s)s AND record_id = ANY(%(ids)s)",
+                {"s": self.source_id, "ids": ids},
+            ).rowcount
+        for i in range(0, len(ids) if not self.postgres else 0, _ID_CHUNK):
             removed += self.conn.execute(
                 delete(Quarantine).where(
                     Quarantine.source_id == self.source_id,
-                    Quarantine.record_id.in_(self.unchanged_ids[i : i + _ID_CHUNK]),
+                    Quarantine.record_id.in_(ids[i : i + _ID_CHUNK]),
                 )
             ).rowcount
         if not self._tables_created:
@@ -306,29 +313,48 @@ def _column_types(conn: Connection, table: str, columns: list[str]) -> list[int]
 _ID_CHUNK = 500  # run ids per IN list (SQLite's bound-parameter limit)
 
 
-def held_hashes(conn: Connection, source_id: int, run_ids: list[str]) -> dict[str, str | None]:
-    """The content hash the ledger holds for each of ``run_ids`` it has (one indexed read)."""
+_HELD = ("content_hash", "reservation_hash", "duration_s", "lifetime_years")
+_HELD_SQL = (
+    "SELECT r.run_id, r.content_hash, e.reservation_hash, e.duration_s, e.lifetime_years "
+    "FROM runs r LEFT JOIN run_embodied e ON e.run_pk = r.id WHERE r.source_id = "
+)
+
+
+def held_versions(
+    conn: Connection, source_id: int, run_ids: list[str]
+) -> dict[str, tuple[Any, ...]]:
+    """What the ledger holds of each of ``run_ids`` it has (``_HELD``, one read per page).
+
+    The run's content hash and its reservation row.
+    """
     if conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(
-            "SELECT run_id, content_hash FROM runs "
-            "WHERE source_id = %(s)s AND run_id = ANY(%(ids)s)",
-            {"s": source_id, "ids": run_ids},
+            _HELD_SQL + "%(s)s AND r.run_id = ANY(%(ids)s)", {"s": source_id, "ids": run_ids}
         )
-        return {r[0]: r[1] for r in rows}
-    t = Run.__table__.c
-    held: dict[str, str | None] = {}
+        return {r[0]: tuple(r[1:]) for r in rows}
+    held: dict[str, tuple[Any, ...]] = {}
+    stmt = text(_HELD_SQL + ":s AND r.run_id IN :ids").bindparams(bindparam("ids", expanding=True))
     for i in range(0, len(run_ids), _ID_CHUNK):
-        stmt = select(t.run_id, t.content_hash).where(
-            t.source_id == source_id, t.run_id.in_(run_ids[i : i + _ID_CHUNK])
-        )
-        held.update({r[0]: r[1] for r in conn.execute(stmt)})
+        rows = conn.execute(stmt, {"s": source_id, "ids": run_ids[i : i + _ID_CHUNK]})
+        held.update({r[0]: tuple(r[1:]) for r in rows})
     return held
 
 
-def _same(held: dict[str, str | None], row: dict[str, Any]) -> bool:
-    """Whether the ledger holds this run with this content (the merge's own test, in SQL)."""
+def _same(
+    held: dict[str, tuple[Any, ...]], row: dict[str, Any], reservation: dict[str, Any]
+) -> bool:
+    """Whether the merge would write nothing for this run.
+
+    The ledger holds it with this content hash (the merge's own test) and its reservation row
+    as staging would write it (the hardware as cleaned now, the lifetime setting of now:
+    neither is in the hash).
+    """
     theirs = held.get(row["run_id"])
-    return theirs is not None and theirs == row["content_hash"]
+    return (
+        theirs is not None
+        and theirs[0] is not None
+        and theirs == (row["content_hash"], *(reservation[k] for k in _HELD[1:]))
+    )
 
 
 def copy_new_runs(
@@ -348,7 +374,7 @@ def copy_new_runs(
     returned, with their energy rows, for the staging merge; so are the new runs' ids.
     """
     if known is None:
-        known = set(held_hashes(conn, source_id, [r["run_id"] for r in runs]))
+        known = set(held_versions(conn, source_id, [r["run_id"] for r in runs]))
     new = [r for r in runs if r["run_id"] not in known]
     if not new:
         return runs, energy, []

@@ -132,6 +132,8 @@ _STATE_COLUMNS = (
 def _marks(conn: Connection) -> dict[str, Any]:
     """What the last refresh saw: a factor version added anywhere moves ``factors_max_id``.
 
+    (``factors_max_id`` is the sum of the three factor tables' highest ids.)
+
     ``factors_count`` catches a deleted yearly or embodied factor (small tables). Hourly
     factors are append-only (an import or seed adds a version and clears ``is_current`` on
     the old one, so the id moves) and are not counted: a count of current hourly factors is a

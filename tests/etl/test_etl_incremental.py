@@ -141,3 +141,30 @@ def test_the_lookback_is_a_setting_and_beyond_it_only_full_finds_a_late_run(
 
     assert run_etl(ledger, mlflow_uris=[mlflow_uri])[0].loaded == 0
     assert run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0].loaded == 1
+
+
+def test_a_run_read_again_unchanged_still_gets_its_reservation_restaged_when_that_changed(
+    ledger: Engine, client: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unchanged runs are not staged; the amortisation lifetime is a setting outside the
+    content hash, so a changed setting still rewrites the reservation of every run re-read
+    (here by --full) while the run itself counts as unchanged."""
+    from carbonledger.settings import get_settings
+
+    exp = client.create_experiment("e")
+    make_run(client, exp, metrics=metered_metrics(), tags=metered_tags())
+
+    def lifetimes() -> set[float]:
+        with ledger.connect() as conn:
+            return set(conn.execute(text("SELECT lifetime_years FROM run_embodied")).scalars())
+
+    run_etl(ledger, mlflow_uris=[mlflow_uri])
+    first = lifetimes()
+    again = run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0]
+    assert (again.loaded, again.updated, again.unchanged) == (0, 0, 1) and lifetimes() == first
+
+    monkeypatch.setenv("CARBONLEDGER_EMBODIED_LIFETIME_YEARS", "7")
+    get_settings.cache_clear()
+    changed = run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)[0]
+    assert (changed.loaded, changed.updated, changed.unchanged) == (0, 0, 1)
+    assert lifetimes() == {7.0} != first

@@ -456,9 +456,9 @@ def test_the_window_query_reads_only_the_days_partition(seeded: Engine) -> None:
 
 
 def test_etl_full_rebuilds_the_rollups(ledger: Engine, client, mlflow_uri: str) -> None:  # noqa: ANN001
-    """Hourly factors are not counted by the refresh's change check (append-only; a count is
-    a scan of every hour): rows changed by hand behind its back are mended by ``etl --full``,
-    which rebuilds every rollup, and by nothing else."""
+    """Rollup rows changed behind the refresh's back (as hourly factor rows deleted by hand
+    would be: the change check does not count hourly factors) are mended by ``etl --full``,
+    which rebuilds every rollup; an incremental pass leaves them (asserted on PostgreSQL)."""
     from cl_ledger_fixtures import make_run, metered_metrics, metered_tags
 
     from carbonledger.etl import run_etl
@@ -477,3 +477,21 @@ def test_etl_full_rebuilds_the_rollups(ledger: Engine, client, mlflow_uri: str) 
         conn.execute(text("UPDATE rollup_team_month SET co2e_location_kg = -1"))
     run_etl(ledger, mlflow_uris=[mlflow_uri], full=True)
     assert _team_month(ledger) == pytest.approx(right, abs=1e-9)
+
+
+def test_a_new_or_restated_hourly_factor_rebuilds_everything(seeded: Engine) -> None:
+    """Hourly factors are not counted by the change check: their highest id must move it."""
+    from carbonledger.ledger.hourly_factors import load_hourly_factors, shipped_hourly_frame
+
+    hour = shipped_hourly_frame(["DE"]).head(1)
+    with seeded.begin() as conn:
+        assert not refresh_rollups(conn).full  # nothing changed since the seed
+        load_hourly_factors(conn, frame=hour, source="grid-operator", licence=None)
+        assert refresh_rollups(conn).full  # a new hour
+        assert not refresh_rollups(conn).full
+        restated = hour.assign(intensity_g_per_kwh=hour["intensity_g_per_kwh"] + 1.0)
+        assert load_hourly_factors(
+            conn, frame=restated, source="grid-operator", licence=None
+        ).restated
+        assert refresh_rollups(conn).full  # a restated hour
+    assert _team_month(seeded) == pytest.approx(_view_team_month(seeded), abs=1e-9)
