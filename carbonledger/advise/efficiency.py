@@ -6,33 +6,48 @@ A version within ``CARBONLEDGER_ADVISE_METRIC_MARGIN`` (relative) of the best me
 cheaper per request is the candidate; serving a dearer version's requests with it saves
 ``requests x (Wh_dear - Wh_cheap) / 1000`` facility kWh, at the dear version's realised
 intensity (its CO2e / facility kWh). It assumes the same traffic and hardware.
+
+The versions' totals come from ``rollup_inference_daily`` (whole UTC days of the window) and
+``inference_co2e`` (a window opening inside a day: that day's part), the views' figures up to
+float summation order; the views alone where the rollups fold differently (the
+``unassigned`` team, a window closing before the latest serving window).
 """
 
 from __future__ import annotations
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from carbonledger import contract
-from carbonledger.advise.base import Recommendation, Scope, day, filters
+from carbonledger.advise.base import Recommendation, Scope, as_utc, day, filters
 from carbonledger.advise.training import higher_is_better, objective_key
-from carbonledger.reporting.db import frame
+from carbonledger.budgets.usage import split_range
+from carbonledger.reporting.db import frame, scalar
 from carbonledger.settings import get_settings
+
+_VIEW = (
+    "SELECT model_name, model_version, MIN(team) AS team, "
+    "CAST(SUM(requests) AS BIGINT) AS requests, "
+    "SUM(facility_energy_kwh) AS facility_kwh, SUM(co2e_location_kg) AS co2e_kg, "
+    "MIN(window_start) AS first, MAX(window_start) AS last FROM inference_co2e "
+    "WHERE window_start >= :since AND {until} AND model_name IS NOT NULL "
+    "AND model_version IS NOT NULL AND {filters} GROUP BY model_name, model_version"
+)
+# rollup_inference_daily keys a window without a model as '(unknown)' v0 (v_inference_daily)
+_ROLLUP = (
+    "SELECT model_name, model_version, MIN(team) AS team, "
+    "CAST(SUM(requests) AS BIGINT) AS requests, "
+    "SUM(facility_energy_kwh) AS facility_kwh, SUM(co2e_location_kg) AS co2e_kg, "
+    "MIN(day) AS first, MAX(day) AS last FROM rollup_inference_daily "
+    "WHERE day >= :first AND model_name <> '(unknown)' AND model_version <> 0 AND {filters} "
+    "GROUP BY model_name, model_version"
+)
 
 
 def model_efficiency(engine: Engine, scope: Scope) -> list[Recommendation]:
     """One recommendation per served version with a cheaper, nearly as good sibling."""
     settings = get_settings()
-    served = frame(
-        engine,
-        "SELECT model_name, model_version, MIN(team) AS team, "
-        "CAST(SUM(requests) AS BIGINT) AS requests, "
-        "SUM(facility_energy_kwh) AS facility_kwh, SUM(co2e_location_kg) AS co2e_kg, "
-        "MIN(window_start) AS first, MAX(window_start) AS last FROM inference_co2e "
-        "WHERE window_start >= :since AND window_start <= :until AND model_name IS NOT NULL "
-        f"AND model_version IS NOT NULL AND {filters('team', 'model_name')} "
-        "GROUP BY model_name, model_version HAVING SUM(requests) > 0",
-        **scope.bind(engine),
-    )
+    served = served_versions(engine, scope)
     if served.empty:
         return []
     metrics = frame(
@@ -101,6 +116,46 @@ def model_efficiency(engine: Engine, scope: Scope) -> list[Recommendation]:
                 )
             )
     return out
+
+
+def served_versions(engine: Engine, scope: Scope) -> pd.DataFrame:
+    """Per served version of the scope with requests: team, requests, facility kWh, CO2e, days.
+
+    Columns ``model_name``, ``model_version``, ``team`` (the least team name),
+    ``requests``, ``facility_kwh``, ``co2e_kg`` (location-based), ``first``/``last``
+    (``YYYY-MM-DD`` of the first and last window start).
+    """
+    where = filters("team", "model_name")
+    params = scope.bind(engine)
+    latest = as_utc(scalar(engine, "SELECT MAX(window_start) FROM inference_windows"))
+    if scope.team == contract.UNASSIGNED_TEAM or (latest is not None and latest > scope.until):
+        sql = _VIEW.format(until="window_start <= :until", filters=where)
+        parts = [frame(engine, sql, **params)]
+    else:
+        whole, edges = split_range(scope.since, None, "day")
+        assert whole is not None and whole[0] is not None
+        parts = [
+            frame(engine, _ROLLUP.format(filters=where), first=f"{whole[0]:%Y-%m-%d}", **params)
+        ]
+        for start, end in edges:  # a window opening inside a UTC day: that day's part
+            assert start is not None and end is not None
+            edge = Scope(since=start, until=end, team=scope.team, model_name=scope.model_name)
+            sql = _VIEW.format(until="window_start < :until", filters=where)
+            parts.append(frame(engine, sql, **edge.bind(engine)))
+    df = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+    if df.empty:
+        return df
+    df["first"] = [day(v) for v in df["first"]]
+    df["last"] = [day(v) for v in df["last"]]
+    df = df.groupby(["model_name", "model_version"], as_index=False, sort=True).agg(
+        team=("team", "min"),
+        requests=("requests", "sum"),
+        facility_kwh=("facility_kwh", "sum"),
+        co2e_kg=("co2e_kg", "sum"),
+        first=("first", "min"),
+        last=("last", "max"),
+    )
+    return df[df.requests > 0].reset_index(drop=True)
 
 
 def _close(value: float, best: float, margin: float, up: bool) -> bool:

@@ -15,7 +15,7 @@ from carbonledger import contract
 from carbonledger.advise.base import Recommendation, Scope, day, run_filter
 from carbonledger.footprint import co2e_kg
 from carbonledger.intensity import tables
-from carbonledger.reporting.db import frame
+from carbonledger.reporting.db import frame, frame_in
 
 
 def latest_location_factors(engine: Engine) -> dict[str, float]:
@@ -31,14 +31,24 @@ def latest_location_factors(engine: Engine) -> dict[str, float]:
 
 def place(engine: Engine, scope: Scope) -> list[Recommendation]:
     """One recommendation per team and provider with a cleaner region than the one used."""
-    runs = frame(
+    cloud = frame(  # the runs table first: priced on the view only when some ran in a cloud
+        engine,
+        "SELECT r.id FROM runs r WHERE r.kind <> 'inference' AND r.cloud_provider IS NOT NULL "
+        f"AND r.cloud_region IS NOT NULL AND {run_filter('r')}",
+        **scope.bind(engine),
+    )
+    if cloud.empty:
+        return []
+    runs = frame_in(
         engine,
         "SELECT e.run_id, e.team, e.model_name, e.start_time, e.energy_kwh, "
         "e.facility_energy_kwh, e.co2e_location_kg, r.cloud_provider, r.cloud_region "
         "FROM v_run_emissions e JOIN runs r ON r.id = e.run_pk "
         "WHERE e.kind <> 'inference' AND r.cloud_provider IS NOT NULL "
         "AND r.cloud_region IS NOT NULL AND e.co2e_location_kg IS NOT NULL "
-        f"AND {run_filter('e')}",
+        f"AND {run_filter('e')} AND e.run_pk IN :pks",
+        "pks",
+        [int(v) for v in cloud.id],
         **scope.bind(engine),
     )
     if runs.empty:

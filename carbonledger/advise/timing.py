@@ -48,7 +48,11 @@ def timing(engine: Engine, scope: Scope) -> list[Recommendation]:
     module = importlib.import_module(TIMING_MODULE)
     with engine.connect() as conn:
         df = module.shift_savings(
-            conn, flex_h=contract.TIMING_FLEX_H, team=scope.team, since=scope.since
+            conn,
+            flex_h=contract.TIMING_FLEX_H,
+            team=scope.team,
+            since=scope.since,
+            hourly_zones_only=True,
         )
     if df.empty:
         return []

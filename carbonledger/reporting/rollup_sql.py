@@ -27,6 +27,13 @@ def day_sql(dialect: str, column: str) -> str:
     return f"strftime('%Y-%m-%d', {column})"
 
 
+def hour_sql(dialect: str, column: str) -> str:
+    """SQL: the UTC hour of day (0-23, an integer) of ``column`` (a timestamp)."""
+    if dialect == "postgresql":
+        return f"CAST(EXTRACT(HOUR FROM {column} AT TIME ZONE 'UTC') AS INTEGER)"
+    return f"CAST(strftime('%H', {column}) AS INTEGER)"
+
+
 def weighted_intensity_sql(co2e: str, intensity: str) -> str:
     """SQL: the energy-weighted mean intensity of a group of records (or of rollup rows).
 

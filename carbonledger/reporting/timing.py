@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, text
 
 from carbonledger import contract
 from carbonledger.intensity.hourly import calendar, profile_cells
+from carbonledger.ledger.repositories import WORLD_ZONE
 
 COLUMNS = [
     "run_id",
@@ -95,12 +96,30 @@ def _zone_factors(
     return dense, ratios
 
 
+def zones_with_hourly_data(conn: Connection | Engine) -> list[str]:
+    """Zones with location-based hourly factors or an hourly profile, sorted."""
+    rows = _rows(
+        conn,
+        "SELECT zone FROM hourly_emission_factors WHERE basis = 'location' UNION "
+        "SELECT zone FROM hourly_profiles WHERE basis = 'location'",
+        {},
+    )
+    return sorted(str(r[0]) for r in rows)
+
+
+def _zone_filter(column: str, zones: list[str], params: dict[str, Any]) -> str:
+    names = [f"hz{i}" for i in range(len(zones))]
+    params.update(zip(names, zones, strict=True))
+    return f" AND {column} IN ({', '.join(':' + n for n in names)})"
+
+
 def shift_savings(
     conn: Connection | Engine,
     *,
     flex_h: int,
     team: str | None = None,
     since: datetime | None = None,
+    hourly_zones_only: bool = False,
 ) -> pd.DataFrame:
     """One row per training run: actual CO2e and CO2e at its cleanest start within ±flex_h.
 
@@ -108,9 +127,19 @@ def shift_savings(
     ``co2e_actual_kg`` (the ledger's location-based figure), ``co2e_best_kg``,
     ``best_start_utc``, ``saving_kg`` (>= 0) and ``intensity_method`` (how the best shift was
     priced: ``hourly``, ``hourly-profile-estimate`` or ``yearly``).
+
+    ``hourly_zones_only`` leaves out the runs of zones without hourly factors or profile
+    (``advise`` sets it): every shift of such a run is priced at its yearly factor, as its
+    actual hours are, so it has nothing to gain (a saving there is float rounding of the
+    hours' sum, or hours missing from ``activity_energy_hours``).
     """
     flex = max(0, min(int(flex_h), MAX_FLEX_H))
     where, params = _filters("e", team, since)
+    zones = zones_with_hourly_data(conn) if hourly_zones_only else []
+    if hourly_zones_only:
+        if not zones:
+            return pd.DataFrame(columns=COLUMNS)
+        where += _zone_filter("e.zone", zones, params)
     runs = pd.DataFrame(
         _rows(conn, _RUNS.format(where=where), params),
         columns=[
@@ -121,6 +150,9 @@ def shift_savings(
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
     where, params = _filters("r", team, since)
+    if hourly_zones_only:
+        params["world"] = WORLD_ZONE
+        where += _zone_filter("COALESCE(r.grid_zone, :world)", zones, params)
     hours = pd.DataFrame(
         _rows(conn, _HOURS.format(where=where), params), columns=["run_pk", "utc_hour", "kwh"]
     )

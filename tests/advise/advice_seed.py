@@ -21,6 +21,7 @@ from carbonledger.ledger.models import (
     TrackingSource,
 )
 from carbonledger.ledger.rollup_models import RunMetric, RunMetricHistory
+from carbonledger.reporting.rollups import refresh_rollups
 
 SINCE = datetime(2024, 10, 1, tzinfo=UTC)
 UNTIL = datetime(2024, 12, 30, tzinfo=UTC)
@@ -168,6 +169,7 @@ def seed_advice(engine: Engine) -> None:
                 windows.append(_window(sid, 2, datetime(2024, 12, 11 + d, h, tzinfo=UTC),
                                        100, 0.05, 0.01))  # fmt: skip
         conn.execute(insert(InferenceWindow), windows)
+        refresh_rollups(conn)  # as the ETL leaves a load: model efficiency reads the rollups
 
 
 def _window(

@@ -109,8 +109,8 @@ def test_timing_needs_hourly_data(seeded: Engine) -> None:
 def test_timing_from_shift_savings(seeded: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def shift_savings(conn, *, flex_h, team=None, since=None):  # type: ignore[no-untyped-def]
-        calls.append(flex_h)
+    def shift_savings(conn, *, flex_h, team=None, since=None, hourly_zones_only=False):  # type: ignore[no-untyped-def]
+        calls.append((flex_h, hourly_zones_only))
         return pd.DataFrame(
             {
                 "run_id": ["p1", "c01"], "team": ["vision", "nlp"],
@@ -133,7 +133,7 @@ def test_timing_from_shift_savings(seeded: Engine, monkeypatch: pytest.MonkeyPat
     with seeded.begin() as conn:  # p1 ran 2 h; c01 stays at 1 h (not deferrable)
         conn.execute(update(Run).where(Run.run_id == "p1").values(duration_s=7200.0))
     r = _one(advise(seeded, since=SINCE), contract.ADVICE_TIMING)
-    assert calls == [12] and r.run_ids == ("p1",)
+    assert calls == [(12, True)] and r.run_ids == ("p1",)
     assert r.saving_co2e_kg_per_year == pytest.approx(2.0 * YEAR)
 
 
