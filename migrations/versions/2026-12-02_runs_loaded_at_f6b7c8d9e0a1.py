@@ -12,7 +12,7 @@ The same release stops counting current hourly factors in ``rollup_state.factors
 new count here, so the first pass after the upgrade does not rebuild every rollup.
 
 Revision ID: f6b7c8d9e0a1
-Revises: c3d4e5f6a7b8
+Revises: d4e5f6a7b8c9
 Create Date: 2026-12-02 15:00:00.000000
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "f6b7c8d9e0a1"
-down_revision: str | None = "c3d4e5f6a7b8"
+down_revision: str | None = "d4e5f6a7b8c9"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
