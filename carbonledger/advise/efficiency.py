@@ -25,20 +25,19 @@ from carbonledger.budgets.usage import split_range
 from carbonledger.reporting.db import frame, scalar
 from carbonledger.settings import get_settings
 
-_VIEW = (
+_TOTALS = (
     "SELECT model_name, model_version, MIN(team) AS team, "
     "CAST(SUM(requests) AS BIGINT) AS requests, "
     "SUM(facility_energy_kwh) AS facility_kwh, SUM(co2e_location_kg) AS co2e_kg, "
-    "MIN(window_start) AS first, MAX(window_start) AS last FROM inference_co2e "
+)
+_VIEW = (
+    _TOTALS + "MIN(window_start) AS first, MAX(window_start) AS last FROM inference_co2e "
     "WHERE window_start >= :since AND {until} AND model_name IS NOT NULL "
     "AND model_version IS NOT NULL AND {filters} GROUP BY model_name, model_version"
 )
 # rollup_inference_daily keys a window without a model as '(unknown)' v0 (v_inference_daily)
 _ROLLUP = (
-    "SELECT model_name, model_version, MIN(team) AS team, "
-    "CAST(SUM(requests) AS BIGINT) AS requests, "
-    "SUM(facility_energy_kwh) AS facility_kwh, SUM(co2e_location_kg) AS co2e_kg, "
-    "MIN(day) AS first, MAX(day) AS last FROM rollup_inference_daily "
+    _TOTALS + "MIN(day) AS first, MAX(day) AS last FROM rollup_inference_daily "
     "WHERE day >= :first AND model_name <> '(unknown)' AND model_version <> 0 AND {filters} "
     "GROUP BY model_name, model_version"
 )

@@ -2,7 +2,7 @@
 
 A command's imports (typer, pydantic, SQLAlchemy and the ledger's models, psycopg) create about
 a million long-lived objects; the cyclic collector walks them again and again while they are
-built and finds no garbage (~0.1 s of a 1.3 s ``carbonledger etl`` no-change pass). Imports run
+built and finds no garbage (~0.1 s of a ~1.5 s ``carbonledger etl`` no-change pass). Imports run
 inside :func:`bulk_imports`; the collector is on again afterwards, for the command's own work.
 """
 

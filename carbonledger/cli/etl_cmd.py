@@ -39,7 +39,7 @@ def etl_cmd(
     full: Annotated[
         bool,
         typer.Option("--full", help="Re-read every run (ignore cursors) and rebuild the rollups."),
-    ] = (False),
+    ] = False,
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for another ETL.")
     ] = 60.0,

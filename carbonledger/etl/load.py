@@ -14,12 +14,12 @@ reservation goes to ``run_embodied`` (``carbonledger.etl.embodied``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, bindparam, delete, text, update
+from sqlalchemy import Column, Connection, CursorResult, MetaData, Table, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carbonledger.etl import embodied
@@ -246,20 +246,15 @@ class Loader:
         Runs read again unchanged count too: one the ledger holds, quarantined after a bad
         edit and mended back to what the ledger holds, is clean again.
         """
-        removed = 0
-        ids = self.unchanged_ids
-        if ids and self.postgres:  # one statement, however many runs a --full pass re-reads
-            removed = self.conn.exec_driver_sql(
-                "DELETE FROM quarantine WHERE source_id = %(s)s AND record_id = ANY(%(ids)s)",
-                {"s": self.source_id, "ids": ids},
-            ).rowcount
-        for i in range(0, len(ids) if not self.postgres else 0, _ID_CHUNK):
-            removed += self.conn.execute(
-                delete(Quarantine).where(
-                    Quarantine.source_id == self.source_id,
-                    Quarantine.record_id.in_(ids[i : i + _ID_CHUNK]),
-                )
-            ).rowcount
+        removed = sum(
+            result.rowcount
+            for result in by_ids(
+                self.conn,
+                "DELETE FROM quarantine WHERE source_id = :s AND record_id {ids}",
+                {"s": self.source_id},
+                self.unchanged_ids,
+            )
+        )
         if not self._tables_created:
             return removed
         return (
@@ -313,11 +308,26 @@ def _column_types(conn: Connection, table: str, columns: list[str]) -> list[int]
 _ID_CHUNK = 500  # run ids per IN list (SQLite's bound-parameter limit)
 
 
-_HELD = ("content_hash", "reservation_hash", "duration_s", "lifetime_years")
-_HELD_SQL = (
-    "SELECT r.run_id, r.content_hash, e.reservation_hash, e.duration_s, e.lifetime_years "
-    "FROM runs r LEFT JOIN run_embodied e ON e.run_pk = r.id WHERE r.source_id = "
-)
+_HELD = ("content_hash", "reservation_hash", "duration_s", "lifetime_years")  # runs, run_embodied
+
+
+def by_ids(
+    conn: Connection, sql: str, params: dict[str, Any], ids: list[str]
+) -> Iterator[CursorResult[Any]]:
+    """Run ``sql`` over a list of ids, placed where it says ``{ids}`` (nothing for none).
+
+    PostgreSQL takes the whole list as one array (``= ANY(:ids)``: a ``--full`` pass may
+    re-read a million runs); SQLite ``_ID_CHUNK`` ids per ``IN`` list (its bound-parameter
+    limit).
+    """
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        yield conn.execute(text(sql.format(ids="= ANY(:ids)")), {**params, "ids": ids})
+        return
+    stmt = text(sql.format(ids="IN :ids")).bindparams(bindparam("ids", expanding=True))
+    for i in range(0, len(ids), _ID_CHUNK):
+        yield conn.execute(stmt, {**params, "ids": ids[i : i + _ID_CHUNK]})
 
 
 def held_versions(
@@ -327,17 +337,16 @@ def held_versions(
 
     The run's content hash and its reservation row.
     """
-    if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
-            _HELD_SQL + "%(s)s AND r.run_id = ANY(%(ids)s)", {"s": source_id, "ids": run_ids}
-        )
-        return {r[0]: tuple(r[1:]) for r in rows}
-    held: dict[str, tuple[Any, ...]] = {}
-    stmt = text(_HELD_SQL + ":s AND r.run_id IN :ids").bindparams(bindparam("ids", expanding=True))
-    for i in range(0, len(run_ids), _ID_CHUNK):
-        rows = conn.execute(stmt, {"s": source_id, "ids": run_ids[i : i + _ID_CHUNK]})
-        held.update({r[0]: tuple(r[1:]) for r in rows})
-    return held
+    sql = (
+        f"SELECT r.run_id, r.{_HELD[0]}, {', '.join(f'e.{c}' for c in _HELD[1:])} "
+        "FROM runs r LEFT JOIN run_embodied e ON e.run_pk = r.id "
+        "WHERE r.source_id = :s AND r.run_id {ids}"
+    )
+    return {
+        r[0]: tuple(r[1:])
+        for result in by_ids(conn, sql, {"s": source_id}, run_ids)
+        for r in result
+    }
 
 
 def _same(
