@@ -75,7 +75,8 @@ def failed_training(engine: Engine, scope: Scope) -> list[Recommendation]:
                 team=str(team),
                 model_name=g.models[0] if len(g.models) == 1 else None,
                 title=(
-                    f"Fail fast in experiment {experiment}: {len(g.run_ids)} failed or killed runs"
+                    f"Fail fast in experiment {experiment}: {len(g.run_ids)} failed or killed "
+                    + ("run" if len(g.run_ids) == 1 else "runs")
                 ),
                 evidence=(
                     f"runs {listed(g.run_ids)} ({day(g['first'])} to "
