@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +149,9 @@ def post_webhook(url: str, body: dict[str, Any], *, timeout_s: float = WEBHOOK_T
         OSError: the endpoint is unreachable, times out or answers outside 2xx; the message
             never contains the URL (it often carries a token).
     """
+    import urllib.error  # here: urllib.request (http.client, ssl) is for the rare alert
+    import urllib.request
+
     headers = {"Content-Type": "application/json", "User-Agent": "carbonledger"}
     raw, target = url, urllib.parse.urlsplit(url)
     if target.username is not None or target.password is not None:

@@ -4,7 +4,7 @@
 Answers are cached per (base URL, zone) for ``live_cache_ttl_s``; a failure is remembered for
 ``min(ttl, 60 s)`` so a dead endpoint does not cost a timeout on every call. Errors become
 :class:`~carbonledger.errors.LiveIntensityError` whose message never contains the token.
-Only the standard library is used (urllib).
+Only the standard library is used (urllib, imported when a request is made).
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -106,6 +103,9 @@ def fetch_live_intensity(
 
 
 def _request(base_url: str, zone: str, token: str, timeout_s: float) -> LiveReading:
+    import urllib.error  # here: urllib.request (http.client) only when the live API is on
+    import urllib.request
+
     scheme = urllib.parse.urlsplit(base_url).scheme
     if scheme not in ("http", "https"):
         raise LiveIntensityError(

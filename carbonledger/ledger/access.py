@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, String, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Mapped, mapped_column
 
 from carbonledger.errors import LedgerError
-from carbonledger.ledger.models import Base
+from carbonledger.ledger.models import Base, Col, column
 
 
 class TeamRole(Base):
@@ -22,8 +21,8 @@ class TeamRole(Base):
 
     __tablename__ = "team_roles"
 
-    role_name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role_name: Col[str] = column(String(63), primary_key=True)
+    team: Col[str] = column(String(200), primary_key=True)
 
 
 def grant_team(conn: Connection, *, role: str, team: str) -> bool:

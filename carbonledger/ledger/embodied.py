@@ -209,18 +209,20 @@ def refresh(conn: Connection, *, overrides: Overrides) -> RefreshCounts:
 
 
 def sync_uncertainty(conn: Connection) -> None:
-    """Fill ``energy_method_uncertainty``/``intensity_method_uncertainty`` from the constants."""
-    conn.execute(delete(EnergyMethodUncertainty))
-    conn.execute(delete(IntensityMethodUncertainty))
+    """Fill ``energy_method_uncertainty``/``intensity_method_uncertainty`` from the constants.
+
+    Every ETL pass calls it; a table is rewritten only when it differs from the constants.
+    """
     energy = {**ENERGY_UNCERTAINTY, UNKNOWN_METHOD: UNKNOWN_METHOD_UNCERTAINTY}
-    conn.execute(
-        insert(EnergyMethodUncertainty),
-        [{"method": m, "relative_uncertainty": u} for m, u in energy.items()],
-    )
-    conn.execute(
-        insert(IntensityMethodUncertainty),
-        [
-            {"intensity_method": m, "relative_uncertainty": u}
-            for m, u in INTENSITY_UNCERTAINTY.items()
-        ],
-    )
+    for table, key, figures in (
+        (EnergyMethodUncertainty, "method", energy),
+        (IntensityMethodUncertainty, "intensity_method", INTENSITY_UNCERTAINTY),
+    ):
+        rows = conn.execute(select(getattr(table, key), table.relative_uncertainty)).all()
+        held: dict[str, float] = {str(k): float(u) for k, u in rows}
+        if held != figures:
+            conn.execute(delete(table))
+            conn.execute(
+                insert(table),
+                [{key: k, "relative_uncertainty": u} for k, u in figures.items()],
+            )

@@ -26,9 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
-from carbonledger.ledger.models import Base, Timestamp
+from carbonledger.ledger.models import Base, Col, Timestamp, column
 
 
 class EmbodiedFactor(Base):
@@ -45,20 +44,20 @@ class EmbodiedFactor(Base):
         CheckConstraint("embodied_co2e_kg >= 0", name="embodied_nonnegative"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    factor_key: Mapped[str] = mapped_column(String(300))
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    embodied_co2e_kg: Mapped[float] = mapped_column(Double)
-    host_gpu_count: Mapped[int | None] = mapped_column(Integer)
-    host_vcpus: Mapped[int | None] = mapped_column(Integer)
-    method: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(500))
-    licence: Mapped[str | None] = mapped_column(String(200))
-    relative_uncertainty: Mapped[float] = mapped_column(Double)
-    uncertainty_key: Mapped[str] = mapped_column(String(300))
-    content_hash: Mapped[str] = mapped_column(String(64))
-    valid_from: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    note: Mapped[str | None] = mapped_column(Text)
+    id: Col[int] = column(Integer, primary_key=True)
+    factor_key: Col[str] = column(String(300))
+    version: Col[int] = column(Integer, default=1)
+    embodied_co2e_kg: Col[float] = column(Double)
+    host_gpu_count: Col[int | None] = column(Integer)
+    host_vcpus: Col[int | None] = column(Integer)
+    method: Col[str] = column(String(64))
+    source: Col[str] = column(String(500))
+    licence: Col[str | None] = column(String(200))
+    relative_uncertainty: Col[float] = column(Double)
+    uncertainty_key: Col[str] = column(String(300))
+    content_hash: Col[str] = column(String(64))
+    valid_from: Col[datetime] = column(Timestamp, server_default=func.now())
+    note: Col[str | None] = column(Text)
 
 
 class RunEmbodied(Base):
@@ -76,27 +75,27 @@ class RunEmbodied(Base):
         Index(None, "factor_key"),
     )
 
-    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    reservation_hash: Mapped[str] = mapped_column(String(64))
-    instance_type: Mapped[str | None] = mapped_column(String(200))
-    cloud_provider: Mapped[str | None] = mapped_column(String(16))
-    host_model: Mapped[str | None] = mapped_column(String(200))
-    gpu_model: Mapped[str | None] = mapped_column(String(200))
-    gpu_count: Mapped[int | None] = mapped_column(Integer)
-    gpu_count_host: Mapped[int | None] = mapped_column(Integer)
-    cpu_count: Mapped[int | None] = mapped_column(Integer)
-    cpu_count_used: Mapped[int | None] = mapped_column(Integer)
-    ram_gb: Mapped[float | None] = mapped_column(Double)
-    factor_key: Mapped[str | None] = mapped_column(String(300))
-    resource: Mapped[str | None] = mapped_column(String(8))
-    resources_reserved: Mapped[float | None] = mapped_column(Double)
-    resources_host: Mapped[float | None] = mapped_column(Double)
-    duration_s: Mapped[float | None] = mapped_column(Double)
-    lifetime_years: Mapped[float] = mapped_column(Double)
-    reason_code: Mapped[str | None] = mapped_column(String(64))
-    reason: Mapped[str | None] = mapped_column(Text)
-    notes: Mapped[str | None] = mapped_column(Text)
-    resolution_hash: Mapped[str | None] = mapped_column(String(64))
+    run_pk: Col[int] = column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    reservation_hash: Col[str] = column(String(64))
+    instance_type: Col[str | None] = column(String(200))
+    cloud_provider: Col[str | None] = column(String(16))
+    host_model: Col[str | None] = column(String(200))
+    gpu_model: Col[str | None] = column(String(200))
+    gpu_count: Col[int | None] = column(Integer)
+    gpu_count_host: Col[int | None] = column(Integer)
+    cpu_count: Col[int | None] = column(Integer)
+    cpu_count_used: Col[int | None] = column(Integer)
+    ram_gb: Col[float | None] = column(Double)
+    factor_key: Col[str | None] = column(String(300))
+    resource: Col[str | None] = column(String(8))
+    resources_reserved: Col[float | None] = column(Double)
+    resources_host: Col[float | None] = column(Double)
+    duration_s: Col[float | None] = column(Double)
+    lifetime_years: Col[float] = column(Double)
+    reason_code: Col[str | None] = column(String(64))
+    reason: Col[str | None] = column(Text)
+    notes: Col[str | None] = column(Text)
+    resolution_hash: Col[str | None] = column(String(64))
 
 
 class EnergyMethodUncertainty(Base):
@@ -107,8 +106,8 @@ class EnergyMethodUncertainty(Base):
 
     __tablename__ = "energy_method_uncertainty"
 
-    method: Mapped[str] = mapped_column(String(64), primary_key=True)
-    relative_uncertainty: Mapped[float] = mapped_column(Double)
+    method: Col[str] = column(String(64), primary_key=True)
+    relative_uncertainty: Col[float] = column(Double)
 
 
 class IntensityMethodUncertainty(Base):
@@ -116,5 +115,5 @@ class IntensityMethodUncertainty(Base):
 
     __tablename__ = "intensity_method_uncertainty"
 
-    intensity_method: Mapped[str] = mapped_column(String(64), primary_key=True)
-    relative_uncertainty: Mapped[float] = mapped_column(Double)
+    intensity_method: Col[str] = column(String(64), primary_key=True)
+    relative_uncertainty: Col[float] = column(Double)

@@ -11,15 +11,17 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
 
 from carbonledger.errors import ConfigError
 from carbonledger.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 _USERINFO = re.compile(r"(//[^/:@]*):[^@/]*@")
@@ -95,7 +97,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory bound to ``engine`` (objects stay readable after commit)."""
+    """A session factory bound to ``engine`` (objects stay readable after commit).
+
+    The ledger itself uses Core only; the ORM is imported here, for callers that want one.
+    """
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 

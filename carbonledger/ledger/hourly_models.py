@@ -21,9 +21,8 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
-from carbonledger.ledger.models import Base, Timestamp
+from carbonledger.ledger.models import Base, Col, Timestamp, column
 
 
 class HourlyEmissionFactor(Base):
@@ -41,18 +40,18 @@ class HourlyEmissionFactor(Base):
         Index("ix_hourly_emission_factors_current", "zone", "basis", "utc_hour", "is_current"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    zone: Mapped[str] = mapped_column(String(64))
-    utc_hour: Mapped[int] = mapped_column(BigInteger)
-    basis: Mapped[str] = mapped_column(String(16))
-    intensity_g_per_kwh: Mapped[float] = mapped_column(Double)
-    direct_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
-    is_estimated: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(200))
-    licence: Mapped[str | None] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    is_current: Mapped[bool] = mapped_column(Boolean)
-    valid_from: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    id: Col[int] = column(Integer, primary_key=True)
+    zone: Col[str] = column(String(64))
+    utc_hour: Col[int] = column(BigInteger)
+    basis: Col[str] = column(String(16))
+    intensity_g_per_kwh: Col[float] = column(Double)
+    direct_intensity_g_per_kwh: Col[float | None] = column(Double)
+    is_estimated: Col[bool] = column(Boolean)
+    source: Col[str] = column(String(200))
+    licence: Col[str | None] = column(String(200))
+    version: Col[int] = column(Integer)
+    is_current: Col[bool] = column(Boolean)
+    valid_from: Col[datetime] = column(Timestamp, server_default=func.now())
 
 
 class HourlyProfile(Base):
@@ -64,11 +63,11 @@ class HourlyProfile(Base):
 
     __tablename__ = "hourly_profiles"
 
-    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
-    basis: Mapped[str] = mapped_column(String(16), primary_key=True)
-    profile_cell: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ratio: Mapped[float] = mapped_column(Double)
-    source_year: Mapped[int] = mapped_column(Integer)
+    zone: Col[str] = column(String(64), primary_key=True)
+    basis: Col[str] = column(String(16), primary_key=True)
+    profile_cell: Col[int] = column(Integer, primary_key=True)
+    ratio: Col[float] = column(Double)
+    source_year: Col[int] = column(Integer)
 
 
 class ActivityEnergyHour(Base):
@@ -81,10 +80,10 @@ class ActivityEnergyHour(Base):
     __tablename__ = "activity_energy_hours"
     __table_args__ = (CheckConstraint("record_kind IN ('run', 'window')", name="record_kind"),)
 
-    record_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    record_pk: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    utc_hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    zone: Mapped[str] = mapped_column(String(64))
-    profile_cell: Mapped[int] = mapped_column(Integer)
-    energy_kwh: Mapped[float] = mapped_column(Double)
-    facility_energy_kwh: Mapped[float] = mapped_column(Double)
+    record_kind: Col[str] = column(String(8), primary_key=True)
+    record_pk: Col[int] = column(BigInteger, primary_key=True)
+    utc_hour: Col[int] = column(BigInteger, primary_key=True)
+    zone: Col[str] = column(String(64))
+    profile_cell: Col[int] = column(Integer)
+    energy_kwh: Col[float] = column(Double)
+    facility_energy_kwh: Col[float] = column(Double)

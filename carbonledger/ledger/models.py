@@ -1,4 +1,4 @@
-"""The ledger's tables as SQLAlchemy 2 typed models.
+"""The ledger's tables, as typed Core tables (``carbonledger.ledger.table_base``).
 
 Activity data (kWh per component, zone, period) is kept apart from emission factors: CO2e is
 recomputed by the ``run_co2e`` view (see ``migrations/``) from the current version of each factor,
@@ -21,7 +21,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -29,15 +28,10 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from carbonledger.ledger.table_base import NAMING_CONVENTION, Base, Col, column
+
+__all__ = ["NAMING_CONVENTION", "Base", "Col", "column"]  # and the tables below
 
 RUN_KINDS = ("training", "inference", "estimate")
 METERING = ("metered", "unmetered", "imported")
@@ -47,21 +41,15 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)
 
 
-class Base(DeclarativeBase):
-    """Declarative base with the ledger's naming convention."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
 class TrackingSource(Base):
     """An MLflow tracking server (or an import such as a CodeCarbon CSV) the ledger reads."""
 
     __tablename__ = "tracking_sources"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uri: Mapped[str] = mapped_column(String(1000), unique=True)
-    kind: Mapped[str] = mapped_column(String(32), default="mlflow")
-    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    id: Col[int] = column(Integer, primary_key=True)
+    uri: Col[str] = column(String(1000), unique=True)
+    kind: Col[str] = column(String(32), default="mlflow")
+    created_at: Col[datetime] = column(Timestamp, server_default=func.now())
 
 
 class Team(Base):
@@ -69,8 +57,8 @@ class Team(Base):
 
     __tablename__ = "teams"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    id: Col[int] = column(Integer, primary_key=True)
+    name: Col[str] = column(String(200), unique=True)
 
 
 class Experiment(Base):
@@ -79,12 +67,12 @@ class Experiment(Base):
     __tablename__ = "experiments"
     __table_args__ = (UniqueConstraint("source_id", "experiment_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
-    experiment_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(500))
-    team: Mapped[str | None] = mapped_column(String(200))
-    tags: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    id: Col[int] = column(Integer, primary_key=True)
+    source_id: Col[int] = column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    experiment_id: Col[str] = column(String(64))
+    name: Col[str] = column(String(500))
+    team: Col[str | None] = column(String(200))
+    tags: Col[dict[str, Any]] = column(JsonType, default=dict)
 
 
 class RegisteredModel(Base):
@@ -93,12 +81,12 @@ class RegisteredModel(Base):
     __tablename__ = "registered_models"
     __table_args__ = (UniqueConstraint("source_id", "name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    tags: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    id: Col[int] = column(Integer, primary_key=True)
+    source_id: Col[int] = column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    name: Col[str] = column(String(500))
+    created_at: Col[datetime | None] = column(Timestamp)
+    updated_at: Col[datetime | None] = column(Timestamp)
+    tags: Col[dict[str, Any]] = column(JsonType, default=dict)
 
 
 class ModelVersion(Base):
@@ -107,15 +95,13 @@ class ModelVersion(Base):
     __tablename__ = "model_versions"
     __table_args__ = (UniqueConstraint("registered_model_id", "version"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registered_model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.id", ondelete="CASCADE")
-    )
-    version: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    model_id: Mapped[str | None] = mapped_column(String(64))
-    lineage: Mapped[str | None] = mapped_column(String(32))  # run_id | logged-model
-    created_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    id: Col[int] = column(Integer, primary_key=True)
+    registered_model_id: Col[int] = column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Col[int] = column(Integer)
+    run_id: Col[str | None] = column(String(64), index=True)
+    model_id: Col[str | None] = column(String(64))
+    lineage: Col[str | None] = column(String(32))  # run_id | logged-model
+    created_at: Col[datetime | None] = column(Timestamp)
 
 
 class Run(Base):
@@ -144,64 +130,64 @@ class Run(Base):
         Index(None, "loaded_at"),  # the rollups' dirty-month check (f6b7c8d9e0a1)
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
-    run_id: Mapped[str] = mapped_column(String(64))
-    experiment_id: Mapped[str | None] = mapped_column(String(64))
-    run_name: Mapped[str | None] = mapped_column(String(500))
+    id: Col[int] = column(Integer, primary_key=True)
+    source_id: Col[int] = column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    run_id: Col[str] = column(String(64))
+    experiment_id: Col[str | None] = column(String(64))
+    run_name: Col[str | None] = column(String(500))
     # MLflow's mlflow.parentRunId: a nested run, whose energy its parent's figure includes.
-    parent_run_id: Mapped[str | None] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16), default="training")
-    status: Mapped[str] = mapped_column(String(16))
-    lifecycle_stage: Mapped[str | None] = mapped_column(String(16))
-    is_stale: Mapped[bool] = mapped_column(Boolean, default=False)
-    stale_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    start_time: Mapped[datetime | None] = mapped_column(Timestamp)
-    end_time: Mapped[datetime | None] = mapped_column(Timestamp)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    activity_year: Mapped[int | None] = mapped_column(Integer)
-    user_id: Mapped[str | None] = mapped_column(String(200))
-    team: Mapped[str] = mapped_column(String(200), default="unassigned")
-    team_rule: Mapped[str | None] = mapped_column(String(64))
-    model_name: Mapped[str | None] = mapped_column(String(500))
-    model_rule: Mapped[str | None] = mapped_column(String(64))
-    own_team: Mapped[str | None] = mapped_column(String(200))
-    own_model_name: Mapped[str | None] = mapped_column(String(500))
-    fallback_team: Mapped[str | None] = mapped_column(String(200))
-    fallback_team_rule: Mapped[str | None] = mapped_column(String(64))
-    fallback_model_name: Mapped[str | None] = mapped_column(String(500))
+    parent_run_id: Col[str | None] = column(String(64))
+    kind: Col[str] = column(String(16), default="training")
+    status: Col[str] = column(String(16))
+    lifecycle_stage: Col[str | None] = column(String(16))
+    is_stale: Col[bool] = column(Boolean, default=False)
+    stale_at: Col[datetime | None] = column(Timestamp)
+    start_time: Col[datetime | None] = column(Timestamp)
+    end_time: Col[datetime | None] = column(Timestamp)
+    heartbeat_at: Col[datetime | None] = column(Timestamp)
+    activity_year: Col[int | None] = column(Integer)
+    user_id: Col[str | None] = column(String(200))
+    team: Col[str] = column(String(200), default="unassigned")
+    team_rule: Col[str | None] = column(String(64))
+    model_name: Col[str | None] = column(String(500))
+    model_rule: Col[str | None] = column(String(64))
+    own_team: Col[str | None] = column(String(200))
+    own_model_name: Col[str | None] = column(String(500))
+    fallback_team: Col[str | None] = column(String(200))
+    fallback_team_rule: Col[str | None] = column(String(64))
+    fallback_model_name: Col[str | None] = column(String(500))
     # hardware and location
-    gpu_model: Mapped[str | None] = mapped_column(String(200))
-    gpu_count: Mapped[int | None] = mapped_column(Integer)
-    cpu_model: Mapped[str | None] = mapped_column(String(200))
-    cpu_count: Mapped[int | None] = mapped_column(Integer)
-    ram_gb: Mapped[float | None] = mapped_column(Double)
-    node_count: Mapped[int | None] = mapped_column(Integer)
-    attribution: Mapped[str | None] = mapped_column(String(16))
-    methods: Mapped[str | None] = mapped_column(String(500))
-    country: Mapped[str | None] = mapped_column(String(8))
-    cloud_provider: Mapped[str | None] = mapped_column(String(16))
-    cloud_region: Mapped[str | None] = mapped_column(String(64))
-    grid_zone: Mapped[str | None] = mapped_column(String(64))
+    gpu_model: Col[str | None] = column(String(200))
+    gpu_count: Col[int | None] = column(Integer)
+    cpu_model: Col[str | None] = column(String(200))
+    cpu_count: Col[int | None] = column(Integer)
+    ram_gb: Col[float | None] = column(Double)
+    node_count: Col[int | None] = column(Integer)
+    attribution: Col[str | None] = column(String(16))
+    methods: Col[str | None] = column(String(500))
+    country: Col[str | None] = column(String(8))
+    cloud_provider: Col[str | None] = column(String(16))
+    cloud_region: Col[str | None] = column(String(64))
+    grid_zone: Col[str | None] = column(String(64))
     # activity data
-    metering: Mapped[str] = mapped_column(String(16), default="metered")
-    any_component_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    duration_s: Mapped[float | None] = mapped_column(Double)
-    energy_kwh: Mapped[float | None] = mapped_column(Double)
-    estimated_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    inclusive_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    pue: Mapped[float | None] = mapped_column(Double)
-    facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    inclusive_facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    avg_power_w: Mapped[float | None] = mapped_column(Double)
-    peak_power_w: Mapped[float | None] = mapped_column(Double)
+    metering: Col[str] = column(String(16), default="metered")
+    any_component_estimated: Col[bool] = column(Boolean, default=False)
+    duration_s: Col[float | None] = column(Double)
+    energy_kwh: Col[float | None] = column(Double)
+    estimated_energy_kwh: Col[float | None] = column(Double)
+    inclusive_energy_kwh: Col[float | None] = column(Double)
+    pue: Col[float | None] = column(Double)
+    facility_energy_kwh: Col[float | None] = column(Double)
+    inclusive_facility_energy_kwh: Col[float | None] = column(Double)
+    avg_power_w: Col[float | None] = column(Double)
+    peak_power_w: Col[float | None] = column(Double)
     # the plugin's own figures, kept beside the ledger's recomputation
-    plugin_version: Mapped[str | None] = mapped_column(String(32))
-    plugin_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
-    plugin_intensity_source: Mapped[str | None] = mapped_column(String(200))
-    plugin_co2e_kg: Mapped[float | None] = mapped_column(Double)
-    content_hash: Mapped[str] = mapped_column(String(64))
-    loaded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    plugin_version: Col[str | None] = column(String(32))
+    plugin_intensity_g_per_kwh: Col[float | None] = column(Double)
+    plugin_intensity_source: Col[str | None] = column(String(200))
+    plugin_co2e_kg: Col[float | None] = column(Double)
+    content_hash: Col[str] = column(String(64))
+    loaded_at: Col[datetime] = column(Timestamp, server_default=func.now())
 
 
 class RunEnergy(Base):
@@ -213,12 +199,12 @@ class RunEnergy(Base):
 
     __tablename__ = "run_energy"
 
-    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    component: Mapped[str] = mapped_column(String(16), primary_key=True)  # gpu|cpu|ram|machine
-    energy_kwh: Mapped[float] = mapped_column(Double)
-    inclusive_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    method: Mapped[str | None] = mapped_column(String(64))
-    is_estimate: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_pk: Col[int] = column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    component: Col[str] = column(String(16), primary_key=True)  # gpu|cpu|ram|machine
+    energy_kwh: Col[float] = column(Double)
+    inclusive_energy_kwh: Col[float | None] = column(Double)
+    method: Col[str | None] = column(String(64))
+    is_estimate: Col[bool] = column(Boolean, default=False)
 
 
 class EmissionFactor(Base):
@@ -235,18 +221,18 @@ class EmissionFactor(Base):
         CheckConstraint("intensity_g_per_kwh >= 0", name="intensity_nonnegative"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    zone: Mapped[str] = mapped_column(String(64))
-    country: Mapped[str | None] = mapped_column(String(8))
-    year: Mapped[int] = mapped_column(Integer)
-    basis: Mapped[str] = mapped_column(String(16), default="location")
-    intensity_g_per_kwh: Mapped[float] = mapped_column(Double)
-    source: Mapped[str] = mapped_column(String(200))
-    licence: Mapped[str | None] = mapped_column(String(200))
-    instrument: Mapped[str | None] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    valid_from: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    note: Mapped[str | None] = mapped_column(Text)
+    id: Col[int] = column(Integer, primary_key=True)
+    zone: Col[str] = column(String(64))
+    country: Col[str | None] = column(String(8))
+    year: Col[int] = column(Integer)
+    basis: Col[str] = column(String(16), default="location")
+    intensity_g_per_kwh: Col[float] = column(Double)
+    source: Col[str] = column(String(200))
+    licence: Col[str | None] = column(String(200))
+    instrument: Col[str | None] = column(String(200))
+    version: Col[int] = column(Integer, default=1)
+    valid_from: Col[datetime] = column(Timestamp, server_default=func.now())
+    note: Col[str | None] = column(Text)
 
 
 class InferenceWindow(Base):
@@ -271,40 +257,38 @@ class InferenceWindow(Base):
         Index(None, "team", "window_start"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
-    run_id: Mapped[str] = mapped_column(String(64))
-    model_name: Mapped[str | None] = mapped_column(String(500))
-    model_version: Mapped[int | None] = mapped_column(Integer)
-    team: Mapped[str | None] = mapped_column(String(200))
-    window_start: Mapped[datetime] = mapped_column(Timestamp)
-    window_end: Mapped[datetime] = mapped_column(Timestamp)
-    activity_year: Mapped[int | None] = mapped_column(Integer)
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    rows: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    busy_s: Mapped[float | None] = mapped_column(Double)
-    latency_p50_ms: Mapped[float | None] = mapped_column(Double)
-    latency_p95_ms: Mapped[float | None] = mapped_column(Double)
-    latency_p99_ms: Mapped[float | None] = mapped_column(Double)
-    metering: Mapped[str] = mapped_column(String(16), default="metered", server_default="metered")
-    any_component_estimated: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
-    )
-    methods: Mapped[str | None] = mapped_column(String(500))
-    gpu_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    cpu_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    ram_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    energy_kwh: Mapped[float] = mapped_column(Double)
-    estimated_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    active_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    idle_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    pue: Mapped[float | None] = mapped_column(Double)
-    facility_energy_kwh: Mapped[float] = mapped_column(Double)
-    grid_zone: Mapped[str | None] = mapped_column(String(64))
-    plugin_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
-    plugin_co2e_kg: Mapped[float | None] = mapped_column(Double)
-    loaded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    id: Col[int] = column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    source_id: Col[int] = column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    run_id: Col[str] = column(String(64))
+    model_name: Col[str | None] = column(String(500))
+    model_version: Col[int | None] = column(Integer)
+    team: Col[str | None] = column(String(200))
+    window_start: Col[datetime] = column(Timestamp)
+    window_end: Col[datetime] = column(Timestamp)
+    activity_year: Col[int | None] = column(Integer)
+    requests: Col[int] = column(BigInteger, default=0)
+    rows: Col[int] = column(BigInteger, default=0, server_default="0")
+    errors: Col[int] = column(BigInteger, default=0, server_default="0")
+    busy_s: Col[float | None] = column(Double)
+    latency_p50_ms: Col[float | None] = column(Double)
+    latency_p95_ms: Col[float | None] = column(Double)
+    latency_p99_ms: Col[float | None] = column(Double)
+    metering: Col[str] = column(String(16), default="metered", server_default="metered")
+    any_component_estimated: Col[bool] = column(Boolean, default=False, server_default=false())
+    methods: Col[str | None] = column(String(500))
+    gpu_energy_kwh: Col[float | None] = column(Double)
+    cpu_energy_kwh: Col[float | None] = column(Double)
+    ram_energy_kwh: Col[float | None] = column(Double)
+    energy_kwh: Col[float] = column(Double)
+    estimated_energy_kwh: Col[float | None] = column(Double)
+    active_energy_kwh: Col[float | None] = column(Double)
+    idle_energy_kwh: Col[float | None] = column(Double)
+    pue: Col[float | None] = column(Double)
+    facility_energy_kwh: Col[float] = column(Double)
+    grid_zone: Col[str | None] = column(String(64))
+    plugin_intensity_g_per_kwh: Col[float | None] = column(Double)
+    plugin_co2e_kg: Col[float | None] = column(Double)
+    loaded_at: Col[datetime] = column(Timestamp, server_default=func.now())
 
 
 class Budget(Base):
@@ -324,17 +308,17 @@ class Budget(Base):
         CheckConstraint("origin IN ('cli', 'yaml')", name="origin"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    scope: Mapped[str] = mapped_column(String(16))
-    scope_name: Mapped[str] = mapped_column(String(500))
-    period: Mapped[str] = mapped_column(String(16))  # lifecycle | month | quarter | year
-    limit_co2e_kg: Mapped[float] = mapped_column(Double)
-    basis: Mapped[str] = mapped_column(String(16), default="location")
-    thresholds_pct: Mapped[list[float]] = mapped_column(JsonType, default=lambda: [50, 75, 90, 100])
-    origin: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
-    note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    id: Col[int] = column(Integer, primary_key=True)
+    scope: Col[str] = column(String(16))
+    scope_name: Col[str] = column(String(500))
+    period: Col[str] = column(String(16))  # lifecycle | month | quarter | year
+    limit_co2e_kg: Col[float] = column(Double)
+    basis: Col[str] = column(String(16), default="location")
+    thresholds_pct: Col[list[float]] = column(JsonType, default=lambda: [50, 75, 90, 100])
+    origin: Col[str] = column(String(16), default="cli", server_default="cli")
+    note: Col[str | None] = column(Text)
+    created_at: Col[datetime] = column(Timestamp, server_default=func.now())
+    updated_at: Col[datetime] = column(Timestamp, server_default=func.now())
 
 
 class BudgetAlert(Base):
@@ -350,16 +334,16 @@ class BudgetAlert(Base):
         CheckConstraint("delivery IN ('pending', 'sent', 'failed', 'none')", name="delivery"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id", ondelete="CASCADE"))
-    threshold_pct: Mapped[float] = mapped_column(Double)
-    period_start: Mapped[datetime] = mapped_column(Timestamp)
-    fired_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    co2e_kg: Mapped[float] = mapped_column(Double)
-    used_pct: Mapped[float | None] = mapped_column(Double)
-    limit_co2e_kg: Mapped[float | None] = mapped_column(Double)
-    delivery: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
-    detail: Mapped[str | None] = mapped_column(Text)
+    id: Col[int] = column(Integer, primary_key=True)
+    budget_id: Col[int] = column(ForeignKey("budgets.id", ondelete="CASCADE"))
+    threshold_pct: Col[float] = column(Double)
+    period_start: Col[datetime] = column(Timestamp)
+    fired_at: Col[datetime] = column(Timestamp, server_default=func.now())
+    co2e_kg: Col[float] = column(Double)
+    used_pct: Col[float | None] = column(Double)
+    limit_co2e_kg: Col[float | None] = column(Double)
+    delivery: Col[str] = column(String(16), default="none", server_default="none")
+    detail: Col[str | None] = column(Text)
 
 
 class EtlState(Base):
@@ -367,16 +351,16 @@ class EtlState(Base):
 
     __tablename__ = "etl_state"
 
-    source_id: Mapped[int] = mapped_column(
+    source_id: Col[int] = column(
         ForeignKey("tracking_sources.id", ondelete="CASCADE"), primary_key=True
     )
-    end_time_ms: Mapped[int | None] = mapped_column(BigInteger)
-    end_time_boundary_ids: Mapped[list[str]] = mapped_column(JsonType, default=list)
-    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
-    heartbeat_boundary_ids: Mapped[list[str]] = mapped_column(JsonType, default=list)
-    models_updated_ms: Mapped[int | None] = mapped_column(BigInteger)
-    last_load_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_summary: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    end_time_ms: Col[int | None] = column(BigInteger)
+    end_time_boundary_ids: Col[list[str]] = column(JsonType, default=list)
+    heartbeat_ms: Col[int | None] = column(BigInteger)
+    heartbeat_boundary_ids: Col[list[str]] = column(JsonType, default=list)
+    models_updated_ms: Col[int | None] = column(BigInteger)
+    last_load_at: Col[datetime | None] = column(Timestamp)
+    last_summary: Col[dict[str, Any]] = column(JsonType, default=dict)
 
 
 class Quarantine(Base):
@@ -385,11 +369,11 @@ class Quarantine(Base):
     __tablename__ = "quarantine"
     __table_args__ = (UniqueConstraint("source_id", "record_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
-    record_id: Mapped[str] = mapped_column(String(200))
-    reason: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    last_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    id: Col[int] = column(Integer, primary_key=True)
+    source_id: Col[int] = column(ForeignKey("tracking_sources.id", ondelete="CASCADE"))
+    record_id: Col[str] = column(String(200))
+    reason: Col[str] = column(String(64))
+    detail: Col[str] = column(Text)
+    payload: Col[dict[str, Any]] = column(JsonType)
+    first_seen_at: Col[datetime] = column(Timestamp, server_default=func.now())
+    last_seen_at: Col[datetime] = column(Timestamp, server_default=func.now())

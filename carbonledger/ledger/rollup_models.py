@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from carbonledger.ledger.models import Base, InferenceWindow, Run, Timestamp
+from carbonledger.ledger.models import Base, Col, InferenceWindow, Run, Timestamp, column
 
 # Period filters on every run and every window (the runs page without a team, the refresh).
 Index("ix_runs_start_time", Run.start_time)
@@ -32,21 +31,21 @@ class RollupTeamMonth(Base):
 
     __tablename__ = "rollup_team_month"
 
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
-    team: Mapped[str] = mapped_column(String(200), primary_key=True)
-    activity: Mapped[str] = mapped_column(String(16), primary_key=True)
-    records: Mapped[int] = mapped_column(BigInteger)
-    records_with_estimates: Mapped[int] = mapped_column(BigInteger)
-    requests: Mapped[int] = mapped_column(BigInteger)
-    energy_kwh: Mapped[float] = mapped_column(Double)
-    facility_energy_kwh: Mapped[float] = mapped_column(Double)
-    estimated_facility_energy_kwh: Mapped[float] = mapped_column(Double)
-    co2e_location_kg: Mapped[float] = mapped_column(Double)
-    co2e_market_kg: Mapped[float] = mapped_column(Double)
-    estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
-    estimated_co2e_market_kg: Mapped[float] = mapped_column(Double)
-    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
-    embodied_co2e_kg: Mapped[float | None] = mapped_column(Double)  # Scope 3, apart
+    month: Col[str] = column(String(7), primary_key=True)
+    team: Col[str] = column(String(200), primary_key=True)
+    activity: Col[str] = column(String(16), primary_key=True)
+    records: Col[int] = column(BigInteger)
+    records_with_estimates: Col[int] = column(BigInteger)
+    requests: Col[int] = column(BigInteger)
+    energy_kwh: Col[float] = column(Double)
+    facility_energy_kwh: Col[float] = column(Double)
+    estimated_facility_energy_kwh: Col[float] = column(Double)
+    co2e_location_kg: Col[float] = column(Double)
+    co2e_market_kg: Col[float] = column(Double)
+    estimated_co2e_location_kg: Col[float] = column(Double)
+    estimated_co2e_market_kg: Col[float] = column(Double)
+    co2e_location_yearly_kg: Col[float | None] = column(Double)
+    embodied_co2e_kg: Col[float | None] = column(Double)  # Scope 3, apart
 
 
 class RollupModelMonth(Base):
@@ -54,16 +53,16 @@ class RollupModelMonth(Base):
 
     __tablename__ = "rollup_model_month"
 
-    model_name: Mapped[str] = mapped_column(String(500), primary_key=True)
-    team: Mapped[str] = mapped_column(String(200), primary_key=True)
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
-    runs: Mapped[int] = mapped_column(BigInteger)
-    facility_energy_kwh: Mapped[float] = mapped_column(Double)
-    co2e_location_kg: Mapped[float] = mapped_column(Double)
-    co2e_market_kg: Mapped[float] = mapped_column(Double)
-    estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
-    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
-    embodied_co2e_kg: Mapped[float | None] = mapped_column(Double)  # Scope 3, apart
+    model_name: Col[str] = column(String(500), primary_key=True)
+    team: Col[str] = column(String(200), primary_key=True)
+    month: Col[str] = column(String(7), primary_key=True)
+    runs: Col[int] = column(BigInteger)
+    facility_energy_kwh: Col[float] = column(Double)
+    co2e_location_kg: Col[float] = column(Double)
+    co2e_market_kg: Col[float] = column(Double)
+    estimated_co2e_location_kg: Col[float] = column(Double)
+    co2e_location_yearly_kg: Col[float | None] = column(Double)
+    embodied_co2e_kg: Col[float | None] = column(Double)  # Scope 3, apart
 
 
 class RollupInferenceDaily(Base):
@@ -77,43 +76,43 @@ class RollupInferenceDaily(Base):
     __tablename__ = "rollup_inference_daily"
     __table_args__ = (Index(None, "month"),)
 
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)
-    model_name: Mapped[str] = mapped_column(String(500), primary_key=True)
-    model_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team: Mapped[str] = mapped_column(String(200), primary_key=True)
-    month: Mapped[str] = mapped_column(String(7))
-    windows: Mapped[int] = mapped_column(BigInteger)
-    requests: Mapped[int] = mapped_column(BigInteger)
-    energy_kwh: Mapped[float] = mapped_column(Double)
-    facility_energy_kwh: Mapped[float] = mapped_column(Double)
-    co2e_location_kg: Mapped[float] = mapped_column(Double)
-    co2e_market_kg: Mapped[float] = mapped_column(Double)
-    estimated_co2e_location_kg: Mapped[float] = mapped_column(Double)
-    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
-    windows_with_estimates: Mapped[int | None] = mapped_column(BigInteger)
-    estimated_facility_energy_kwh: Mapped[float | None] = mapped_column(Double)
-    estimated_co2e_market_kg: Mapped[float | None] = mapped_column(Double)
-    embodied_co2e_kg: Mapped[float | None] = mapped_column(Double)  # Scope 3, apart
+    day: Col[str] = column(String(10), primary_key=True)
+    model_name: Col[str] = column(String(500), primary_key=True)
+    model_version: Col[int] = column(Integer, primary_key=True)
+    team: Col[str] = column(String(200), primary_key=True)
+    month: Col[str] = column(String(7))
+    windows: Col[int] = column(BigInteger)
+    requests: Col[int] = column(BigInteger)
+    energy_kwh: Col[float] = column(Double)
+    facility_energy_kwh: Col[float] = column(Double)
+    co2e_location_kg: Col[float] = column(Double)
+    co2e_market_kg: Col[float] = column(Double)
+    estimated_co2e_location_kg: Col[float] = column(Double)
+    co2e_location_yearly_kg: Col[float | None] = column(Double)
+    windows_with_estimates: Col[int | None] = column(BigInteger)
+    estimated_facility_energy_kwh: Col[float | None] = column(Double)
+    estimated_co2e_market_kg: Col[float | None] = column(Double)
+    embodied_co2e_kg: Col[float | None] = column(Double)  # Scope 3, apart
 
 
 class Scope2Figures:
     """Columns of a Scope 2 rollup row: its factor grouping and figures (a mixin)."""
 
-    team: Mapped[str] = mapped_column(String(200))
-    zone: Mapped[str] = mapped_column(String(64))
-    factor_year: Mapped[int | None] = mapped_column(Integer)
-    facility_energy_kwh: Mapped[float] = mapped_column(Double)
-    location_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
-    location_factor_source: Mapped[str | None] = mapped_column(String(200))
-    location_factor_version: Mapped[int | None] = mapped_column(Integer)
-    co2e_location_kg: Mapped[float] = mapped_column(Double)
-    market_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Double)
-    market_factor_source: Mapped[str | None] = mapped_column(String(200))
-    market_instrument: Mapped[str | None] = mapped_column(String(200))
-    market_is_location_fallback: Mapped[int] = mapped_column(Integer)
-    co2e_market_kg: Mapped[float] = mapped_column(Double)
-    intensity_method: Mapped[str | None] = mapped_column(String(32))
-    co2e_location_yearly_kg: Mapped[float | None] = mapped_column(Double)
+    team: Col[str] = column(String(200))
+    zone: Col[str] = column(String(64))
+    factor_year: Col[int | None] = column(Integer)
+    facility_energy_kwh: Col[float] = column(Double)
+    location_intensity_g_per_kwh: Col[float | None] = column(Double)
+    location_factor_source: Col[str | None] = column(String(200))
+    location_factor_version: Col[int | None] = column(Integer)
+    co2e_location_kg: Col[float] = column(Double)
+    market_intensity_g_per_kwh: Col[float | None] = column(Double)
+    market_factor_source: Col[str | None] = column(String(200))
+    market_instrument: Col[str | None] = column(String(200))
+    market_is_location_fallback: Col[int] = column(Integer)
+    co2e_market_kg: Col[float] = column(Double)
+    intensity_method: Col[str | None] = column(String(32))
+    co2e_location_yearly_kg: Col[float | None] = column(Double)
 
 
 class RollupScope2Day(Scope2Figures, Base):
@@ -126,10 +125,10 @@ class RollupScope2Day(Scope2Figures, Base):
     __tablename__ = "rollup_scope2_day"
     __table_args__ = (Index(None, "day"), Index(None, "month"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    day: Mapped[str] = mapped_column(String(10))
-    month: Mapped[str] = mapped_column(String(7))
-    windows: Mapped[int] = mapped_column(BigInteger)
+    id: Col[int] = column(Integer, primary_key=True)
+    day: Col[str] = column(String(10))
+    month: Col[str] = column(String(7))
+    windows: Col[int] = column(BigInteger)
 
 
 class RollupScope2Month(Scope2Figures, Base):
@@ -142,11 +141,11 @@ class RollupScope2Month(Scope2Figures, Base):
     __tablename__ = "rollup_scope2_month"
     __table_args__ = (Index(None, "month"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    month: Mapped[str] = mapped_column(String(7))
-    activity: Mapped[str] = mapped_column(String(16))
-    records: Mapped[int] = mapped_column(BigInteger)
-    unmetered_records: Mapped[int] = mapped_column(BigInteger)
+    id: Col[int] = column(Integer, primary_key=True)
+    month: Col[str] = column(String(7))
+    activity: Col[str] = column(String(16))
+    records: Col[int] = column(BigInteger)
+    unmetered_records: Col[int] = column(BigInteger)
 
 
 class RunMetric(Base):
@@ -154,14 +153,14 @@ class RunMetric(Base):
 
     __tablename__ = "run_metrics"
 
-    source_id: Mapped[int] = mapped_column(
+    source_id: Col[int] = column(
         ForeignKey("tracking_sources.id", ondelete="CASCADE"), primary_key=True
     )
-    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[float | None] = mapped_column(Double)
-    step: Mapped[int | None] = mapped_column(BigInteger)
-    timestamp_ms: Mapped[int | None] = mapped_column(BigInteger)
+    run_id: Col[str] = column(String(64), primary_key=True)
+    key: Col[str] = column(String(250), primary_key=True)
+    value: Col[float | None] = column(Double)
+    step: Col[int | None] = column(BigInteger)
+    timestamp_ms: Col[int | None] = column(BigInteger)
 
 
 class RollupState(Base):
@@ -169,14 +168,14 @@ class RollupState(Base):
 
     __tablename__ = "rollup_state"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    runs_loaded_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    factors_max_id: Mapped[int | None] = mapped_column(Integer)
-    factors_count: Mapped[int | None] = mapped_column(Integer)
-    versions_max_id: Mapped[int | None] = mapped_column(Integer)
-    windows_max_id: Mapped[int | None] = mapped_column(BigInteger)
-    windows_loaded_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    refreshed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    id: Col[int] = column(Integer, primary_key=True)
+    runs_loaded_at: Col[datetime | None] = column(Timestamp)
+    factors_max_id: Col[int | None] = column(Integer)
+    factors_count: Col[int | None] = column(Integer)
+    versions_max_id: Col[int | None] = column(Integer)
+    windows_max_id: Col[int | None] = column(BigInteger)
+    windows_loaded_at: Col[datetime | None] = column(Timestamp)
+    refreshed_at: Col[datetime | None] = column(Timestamp)
 
 
 class RunMetricHistory(Base):
@@ -189,11 +188,11 @@ class RunMetricHistory(Base):
 
     __tablename__ = "run_metric_history"
 
-    source_id: Mapped[int] = mapped_column(
+    source_id: Col[int] = column(
         ForeignKey("tracking_sources.id", ondelete="CASCADE"), primary_key=True
     )
-    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
-    value: Mapped[float | None] = mapped_column(Double)
+    run_id: Col[str] = column(String(64), primary_key=True)
+    key: Col[str] = column(String(250), primary_key=True)
+    step: Col[int] = column(BigInteger, primary_key=True)
+    timestamp_ms: Col[int] = column(BigInteger)
+    value: Col[float | None] = column(Double)

@@ -72,13 +72,15 @@ def test_a_no_change_pass_imports_only_what_it_needs(
     ledger: Engine, ledger_url: str, client: Any, mlflow_uri: str
 ) -> None:
     """The pass as a CLI process (the < 1.5 s target): no MLflow client, pandas, numpy,
-    Alembic or rich (``--quiet``), and the collector back on once the imports are done."""
+    Alembic, rich (``--quiet``), SQLAlchemy's ORM (the ledger's tables are Core) or urllib's
+    HTTP client (budget webhooks), and the collector back on once the imports are done."""
     exp = client.create_experiment("e")
     make_run(client, exp, metrics=metered_metrics(), tags=metered_tags())
     argv = ["carbonledger", "etl", "-q", "--mlflow-uri", mlflow_uri, "--ledger-url", ledger_url]
     code = (
         "import atexit, gc, sys\n"
-        "heavy = ('mlflow', 'pandas', 'numpy', 'alembic', 'rich')\n"
+        "heavy = ('mlflow', 'pandas', 'numpy', 'alembic', 'rich', 'sqlalchemy.orm', "
+        "'urllib.request')\n"
         "atexit.register(lambda: print('loaded:', [m for m in heavy if m in sys.modules], "
         "'gc:', gc.isenabled()))\n"
         f"sys.argv = {argv!r}\n"

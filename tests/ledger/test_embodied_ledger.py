@@ -259,3 +259,43 @@ def test_the_upgrade_clears_mlflow_cursors_and_a_run_not_yet_recorded_says_so(
     row = _row(engine, "v_run_embodied", run_id)
     assert row["embodied_co2e_kg"] is None and row["reason_code"] == "not-resolved"
     engine.dispose()
+
+
+def test_the_uncertainty_tables_are_rewritten_only_when_they_differ(ledger: Engine) -> None:
+    """Every pass syncs them from ``carbonledger.uncertainty``: a row changed by hand is
+    mended, and a pass that finds them as they should be writes nothing."""
+    from sqlalchemy import event
+
+    from carbonledger.ledger.embodied import sync_uncertainty
+    from carbonledger.uncertainty import ENERGY_UNCERTAINTY
+
+    method, figure = next(iter(ENERGY_UNCERTAINTY.items()))
+    writes: list[str] = []
+
+    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("DELETE", "INSERT", "UPDATE")):
+            writes.append(statement)
+
+    with ledger.begin() as conn:
+        sync_uncertainty(conn)
+        conn.execute(
+            text("UPDATE energy_method_uncertainty SET relative_uncertainty = 9 WHERE method = :m"),
+            {"m": method},
+        )
+    event.listen(ledger, "before_cursor_execute", _record)
+    try:
+        with ledger.begin() as conn:
+            sync_uncertainty(conn)
+        assert len(writes) == 2 and all("energy_method_uncertainty" in w for w in writes)
+        writes.clear()
+        with ledger.begin() as conn:
+            sync_uncertainty(conn)
+        assert writes == []
+    finally:
+        event.remove(ledger, "before_cursor_execute", _record)
+    with ledger.connect() as conn:
+        held = conn.execute(
+            text("SELECT relative_uncertainty FROM energy_method_uncertainty WHERE method = :m"),
+            {"m": method},
+        ).scalar()
+    assert held == figure
