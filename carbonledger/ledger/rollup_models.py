@@ -148,6 +148,44 @@ class RollupScope2Month(Scope2Figures, Base):
     unmetered_records: Col[int] = column(BigInteger)
 
 
+class RollupRanges(Base):
+    """The parts of a total with its ranges, summed by month, day, team and model.
+
+    ``carbonledger.reporting.range_parts`` defines the parts (``part``: ``run_co2e``,
+    ``run_sigma``, ``window_co2e``, ``run_embodied``, ``window_embodied``) and
+    ``carbonledger.reporting.rollup_ranges`` how the rows are grouped (``activity``:
+    ``training`` every training run once, ``lifecycle`` a registered model's lifecycle runs,
+    ``inference`` serving windows, by UTC ``day``). Team, model and the error-source columns
+    are NULL where the records have none; ``sigma_kg`` is the sum of the records' standard
+    uncertainties from ``uncertainty_key`` (they add linearly within a source).
+    """
+
+    __tablename__ = "rollup_ranges"
+    __table_args__ = (
+        Index(None, "activity", "month"),
+        Index(None, "model_name"),
+        Index(None, "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity: Mapped[str] = mapped_column(String(16))
+    part: Mapped[str] = mapped_column(String(16))
+    month: Mapped[str] = mapped_column(String(7))
+    day: Mapped[str | None] = mapped_column(String(10))
+    team: Mapped[str | None] = mapped_column(String(200))
+    model_name: Mapped[str | None] = mapped_column(String(500))
+    uncertainty_key: Mapped[str | None] = mapped_column(String(300))
+    methods: Mapped[str | None] = mapped_column(String(500))
+    intensity_method: Mapped[str | None] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(BigInteger)
+    records_without_embodied: Mapped[int] = mapped_column(BigInteger)
+    co2e_kg: Mapped[float | None] = mapped_column(Double)
+    sigma_kg: Mapped[float | None] = mapped_column(Double)
+    gpu_co2e_kg: Mapped[float | None] = mapped_column(Double)
+    cpu_co2e_kg: Mapped[float | None] = mapped_column(Double)
+    ram_co2e_kg: Mapped[float | None] = mapped_column(Double)
+
+
 class RunMetric(Base):
     """The latest value of each non-carbon MLflow metric of a run (accuracy, loss, ...)."""
 

@@ -6,27 +6,41 @@ than ``inference``), serving through its windows (``v_window_embodied``), as for
 CO2e. A total's range follows the documented rule (``carbonledger.uncertainty.total_range``):
 each error source's standard uncertainty adds linearly across the records of the total, then
 the sources add in quadrature. Runs' operational sources come from ``v_run_uncertainty``,
-serving windows' from their methods with the same constants.
+serving windows' from their methods with the same constants (``range_parts``). The pages'
+total (:func:`total_with_range`) sums those parts from the ``rollup_ranges`` rollup;
+:func:`total_from_views` computes it from the views, record by record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from carbonledger import contract as c
-from carbonledger.reporting.db import frame
+from carbonledger.reporting.db import frame, frame_in
 from carbonledger.reporting.periods import Period
-from carbonledger.uncertainty import (
-    Contribution,
-    Range,
-    energy_uncertainty,
-    intensity_uncertainty,
-    to_range,
+from carbonledger.reporting.range_parts import (
+    PARTS,
+    FootprintTotal,
+    assemble,
+    run_co2e_sql,
+    run_embodied_sql,
+    run_keys,
+    run_sigma_sql,
+    window_co2e_sql,
+    window_embodied_sql,
 )
+
+__all__ = [
+    "SCI_COLUMNS",
+    "FootprintTotal",
+    "embodied_by_team",
+    "sci_by_version",
+    "total_from_views",
+    "total_with_range",
+]
 
 
 def _filter(month: str = "month", team: str = "team") -> str:
@@ -41,18 +55,13 @@ def _window_model(model: str | None, column: str = "model_name") -> str:
     return "1 = 1" if model is None else f"{column} = :model"
 
 
-def _run_model(engine: Engine, model: str | None) -> str:
-    """The runs of ``model``'s lifecycle (``v_lifecycle_runs``); every run when ``None``.
-
-    On PostgreSQL an array of the model's run keys, so only those runs' CO2e is computed (a
-    semi-join on the view was planned over every run: 5 s at 200,000 runs).
-    """
+def _run_model(dialect: str, column: str, model: str | None) -> str:
+    """The runs of ``model``'s lifecycle (``v_lifecycle_runs``); every run when ``None``."""
     if model is None:
         return "1 = 1"
-    runs = "SELECT run_pk FROM v_lifecycle_runs WHERE model_name = :model"
-    if engine.dialect.name == "postgresql":
-        return f"run_pk = ANY(ARRAY({runs}))"
-    return f"run_pk IN ({runs})"
+    return run_keys(
+        dialect, column, "SELECT run_pk FROM v_lifecycle_runs WHERE model_name = :model"
+    )
 
 
 _FILTER = _filter()
@@ -152,63 +161,14 @@ def sci_by_version(engine: Engine, *, model_name: str | None = None) -> pd.DataF
     return df[list(SCI_COLUMNS)].reset_index(drop=True)
 
 
-@dataclass(frozen=True, slots=True)
-class FootprintTotal:
-    """A total with both scopes apart, each with its range.
-
-    Attributes:
-        operational: location-based operational CO2e (Scope 2), kg, with its range.
-        embodied: embodied CO2e (Scope 3), kg, with its range; not part of ``operational``.
-        records: runs and serving windows counted.
-        records_without_embodied: of them, those without an embodied figure (each says why).
-    """
-
-    operational: Range
-    embodied: Range
-    records: int
-    records_without_embodied: int
-
-
-def _window_contributions(
-    engine: Engine, params: dict[str, Any], model: str | None
-) -> tuple[float, list[Contribution]]:
-    """Operational CO2e of the serving windows and its contributions, per method set."""
-    df = frame(
-        engine,
-        "SELECT i.methods, i.intensity_method, "
-        "SUM(w.gpu_energy_kwh * COALESCE(i.pue, 1.0) * i.location_intensity_g_per_kwh) "
-        "/ 1000.0 AS gpu_kg, "
-        "SUM(w.cpu_energy_kwh * COALESCE(i.pue, 1.0) * i.location_intensity_g_per_kwh) "
-        "/ 1000.0 AS cpu_kg, "
-        "SUM(w.ram_energy_kwh * COALESCE(i.pue, 1.0) * i.location_intensity_g_per_kwh) "
-        "/ 1000.0 AS ram_kg, SUM(i.co2e_location_kg) AS co2e_kg "
-        "FROM inference_co2e i JOIN inference_windows w ON w.id = i.window_pk "
-        "JOIN v_window_embodied e ON e.window_pk = i.window_pk "
-        f"WHERE {_filter('e.month', 'i.team')} AND {_window_model(model, 'i.model_name')} "
-        "GROUP BY i.methods, i.intensity_method",
-        **params,
-    )
-    total, parts = 0.0, []
-    for row in df.itertuples(index=False):
-        kg = float(row.co2e_kg or 0.0)
-        total += kg
-        methods = c.parse_methods(row.methods)
-        known = 0.0
-        for component, part in (("gpu", row.gpu_kg), ("cpu", row.cpu_kg), ("ram", row.ram_kg)):
-            if part is not None and not pd.isna(part):
-                method = methods.get(component)
-                key = f"energy:{method or 'unknown'}"
-                parts.append(Contribution(key, energy_uncertainty(method) * float(part)))
-                known += float(part)
-        rest = kg - known
-        if rest > 1e-12 * max(kg, 1.0):  # energy not split by component (imported windows)
-            method = "+".join(sorted(set(methods.values()))) or None
-            parts.append(
-                Contribution(f"energy:{method or 'unknown'}", energy_uncertainty(method) * rest)
-            )
-        intensity = str(row.intensity_method or c.INTENSITY_YEARLY)  # as activity_co2e chose
-        parts.append(Contribution(f"intensity:{intensity}", intensity_uncertainty(intensity) * kg))
-    return total, parts
+_TOTAL_PARTS = """
+SELECT part, uncertainty_key, methods, intensity_method, SUM(records) AS records,
+       SUM(records_without_embodied) AS records_without_embodied, SUM(co2e_kg) AS co2e_kg,
+       SUM(sigma_kg) AS sigma_kg, SUM(gpu_co2e_kg) AS gpu_co2e_kg,
+       SUM(cpu_co2e_kg) AS cpu_co2e_kg, SUM(ram_co2e_kg) AS ram_co2e_kg
+FROM rollup_ranges WHERE {activity} AND {filter}
+GROUP BY part, uncertainty_key, methods, intensity_method
+"""
 
 
 def total_with_range(
@@ -221,58 +181,71 @@ def total_with_range(
     """Operational (Scope 2) and embodied (Scope 3) totals, apart, each with its range.
 
     ``model`` selects a registered model's lifecycle: its training runs (``v_lifecycle_runs``)
-    and the serving windows of its versions.
+    and the serving windows of its versions. Read from ``rollup_ranges`` (the parts of
+    ``range_parts`` summed by month, team and model; as of the last refresh), plus, without a
+    period, the runs without a start time (no month: read from the views).
     """
     params = _params(period, team, model)
-    run_model, window_model = _run_model(engine, model), _window_model(model)
-    runs = frame(
-        engine,
-        "SELECT COUNT(*) AS n, SUM(co2e_location_kg) AS co2e_kg FROM v_run_emissions "
-        f"WHERE kind <> 'inference' AND {_FILTER} AND {run_model}",
-        **params,
+    activity = (
+        "activity IN ('training', 'inference')"
+        if model is None
+        else "activity IN ('lifecycle', 'inference') AND model_name = :model"
     )
-    run_parts = frame(
-        engine,
-        "SELECT u.uncertainty_key, SUM(u.sigma_kg) AS sigma_kg FROM v_run_uncertainty u "
-        "WHERE u.run_pk IN (SELECT run_pk FROM v_run_emissions "
-        f"WHERE kind <> 'inference' AND {_FILTER} AND {run_model}) "
-        "GROUP BY u.uncertainty_key",
-        **params,
+    rows = frame(engine, _TOTAL_PARTS.format(activity=activity, filter=_FILTER), **params)
+    parts = {part: rows[rows.part == part] for part in PARTS}
+    unstarted = [] if period is not None else _unstarted_runs(engine)
+    if unstarted:
+        for part, df in _run_parts(engine, params, model, unstarted).items():
+            parts[part] = pd.concat([parts[part], df], ignore_index=True)
+    return assemble(*(parts[p] for p in PARTS))
+
+
+def _unstarted_runs(engine: Engine) -> list[int]:
+    """Keys of the training runs without a start time (no month, so not in the rollup)."""
+    rows = frame(engine, "SELECT id FROM runs WHERE start_time IS NULL AND kind <> 'inference'")
+    return [int(v) for v in rows.id]
+
+
+def _run_parts(
+    engine: Engine, params: dict[str, Any], model: str | None, only: list[int] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The run parts of a total, read from the views (``only``: these runs' keys)."""
+    dialect = engine.dialect.name
+    runs = f"{_filter('r.month', 'r.team')} AND {_run_model(dialect, 'r.run_pk', model)}"
+    embodied = f"{_filter('m.month', 'm.team')} AND {_run_model(dialect, 'm.run_pk', model)}"
+    if only is not None:
+        runs += " AND r.run_pk IN :only"
+        embodied += " AND m.run_pk IN :only"
+    sql = {
+        "run_co2e": run_co2e_sql(dialect, runs="v_run_emissions", where=runs, grain=()),
+        "run_sigma": run_sigma_sql(dialect, runs="v_run_emissions", where=runs, grain=()),
+        "run_embodied": run_embodied_sql(dialect, where=embodied, grain=()),
+    }
+    if only is None:
+        return {part: frame(engine, q, **params) for part, q in sql.items()}
+    # sums, so the chunks' rows add up like one query's (assemble sums every part's rows)
+    return {part: frame_in(engine, q, "only", only, **params) for part, q in sql.items()}
+
+
+def total_from_views(
+    engine: Engine,
+    *,
+    period: Period | None = None,
+    team: str | None = None,
+    model: str | None = None,
+) -> FootprintTotal:
+    """:func:`total_with_range` from the per-record views (what the rollup must equal)."""
+    params = _params(period, team, model)
+    parts = _run_parts(engine, params, model)
+    dialect = engine.dialect.name
+    windows = (
+        f"{_filter('e.month', 'i.team')} AND {_window_model(model, 'i.model_name')}",
+        f"{_filter('e.month', 'e.team')} AND {_window_model(model, 'e.model_name')}",
     )
-    window_kg, contributions = _window_contributions(engine, params, model)
-    contributions += [
-        Contribution(r.uncertainty_key, float(r.sigma_kg))
-        for r in run_parts.itertuples(index=False)
-        if r.sigma_kg is not None and not pd.isna(r.sigma_kg)
-    ]
-    operational_kg = float(runs.co2e_kg.fillna(0.0).iloc[0]) + window_kg
-    embodied = frame(
-        engine,
-        "WITH a AS (SELECT embodied_co2e_kg, relative_uncertainty, uncertainty_key "
-        f"FROM v_run_embodied WHERE kind <> 'inference' AND {_FILTER} AND {run_model} "
-        "UNION ALL SELECT embodied_co2e_kg, relative_uncertainty, uncertainty_key "
-        f"FROM v_window_embodied WHERE {_FILTER} AND {window_model}) "
-        "SELECT uncertainty_key, SUM(embodied_co2e_kg) AS co2e_kg, "
-        "SUM(CASE WHEN embodied_co2e_kg IS NULL THEN 1 ELSE 0 END) AS missing, "
-        "SUM(embodied_co2e_kg * relative_uncertainty) AS sigma_kg FROM a "
-        "GROUP BY uncertainty_key",
-        **params,
+    parts["window_co2e"] = frame(
+        engine, window_co2e_sql(dialect, where=windows[0], grain=()), **params
     )
-    known = embodied[embodied.uncertainty_key.notna()]
-    embodied_kg = float(known.co2e_kg.fillna(0.0).sum())
-    embodied_parts = [
-        Contribution(str(r.uncertainty_key), float(r.sigma_kg))
-        for r in known.itertuples(index=False)
-        if r.sigma_kg is not None and not pd.isna(r.sigma_kg)
-    ]
-    windows = frame(
-        engine,
-        f"SELECT COUNT(*) AS n FROM v_window_embodied WHERE {_FILTER} AND {window_model}",
-        **params,
+    parts["window_embodied"] = frame(
+        engine, window_embodied_sql(dialect, where=windows[1], grain=()), **params
     )
-    return FootprintTotal(
-        operational=to_range(operational_kg, contributions),
-        embodied=to_range(embodied_kg, embodied_parts),
-        records=int(runs.n.iloc[0]) + int(windows.n.iloc[0]),
-        records_without_embodied=int(embodied.missing.fillna(0).sum()),
-    )
+    return assemble(*(parts[p] for p in PARTS))

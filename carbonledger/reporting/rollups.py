@@ -10,7 +10,9 @@ changed since the last one:
 * serving windows: the UTC days of windows inserted or re-loaded since the watermarks
   (``inference_windows.id``, ``inference_windows.loaded_at``), read by ``window_start``
   range, and the monthly inference rows of their months summed from the daily rows
-  (``carbonledger.reporting.rollup_windows``).
+  (``carbonledger.reporting.rollup_windows``);
+* ``rollup_ranges`` (the parts of a total with its ranges) follows both: its training rows
+  with the months', its serving rows with the days' (``carbonledger.reporting.rollup_ranges``).
 
 A new or restated emission factor changes every figure: full rebuild.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from carbonledger.reporting import rollup_ranges
 from carbonledger.reporting.periods import next_month_start
 from carbonledger.reporting.rollup_sql import (
     FACTOR_GROUP,
@@ -103,6 +106,7 @@ ROLLUP_TABLES = (
     "rollup_inference_daily",
     "rollup_scope2_day",
     "rollup_scope2_month",
+    rollup_ranges.TABLE,
 )
 
 
@@ -175,8 +179,9 @@ def refresh_rollups(conn: Connection, *, full: bool = False) -> RefreshSummary:
     if full or factors_changed:
         for table in ROLLUP_TABLES:
             conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (constant names)
-        _insert_training(conn, runs="1 = 1", params={})
+        _insert_training(conn, runs="1 = 1", params={}, days=None)
         refresh_windows(conn, None)
+        rollup_ranges.refresh_windows(conn, None)
         summary = RefreshSummary(True, ())
     else:
         assert state is not None
@@ -192,6 +197,7 @@ def refresh_rollups(conn: Connection, *, full: bool = False) -> RefreshSummary:
             )
         )
         window_months = refresh_windows(conn, days)
+        rollup_ranges.refresh_windows(conn, days)
         summary = RefreshSummary(False, tuple(sorted(months | set(window_months))), tuple(days))
     _write_state(conn, state is not None, marks)
     log.info(
@@ -266,16 +272,23 @@ def _recompute_training(conn: Connection, months: list[str]) -> None:
     conn.execute(text(f"DELETE FROM rollup_team_month WHERE {training}"), params)
     conn.execute(text(f"DELETE FROM rollup_model_month WHERE {in_months}"), params)
     conn.execute(text(f"DELETE FROM rollup_scope2_month WHERE {training}"), params)
-    _insert_training(conn, runs=runs, params=params)
+    rollup_ranges.delete_training(conn, in_months, params)
+    _insert_training(conn, runs=runs, params=params, days=days)
 
 
-def _insert_training(conn: Connection, *, runs: str, params: dict[str, Any]) -> None:
-    """Insert the training rows of the runs selected by ``runs`` (a ``start_time`` filter)."""
+def _insert_training(
+    conn: Connection, *, runs: str, params: dict[str, Any], days: list[tuple[str, str]] | None
+) -> None:
+    """Insert the training rows of the runs selected by ``runs`` (a ``start_time`` filter).
+
+    ``days``: the day ranges ``runs`` selects (``None``: every run).
+    """
     conn.execute(text("DROP TABLE IF EXISTS cl_rollup_runs"))
     conn.execute(text(_RUN_ROWS.format(runs=runs)), params)
     conn.execute(text(_TEAM_TRAINING))
     conn.execute(text(_MODEL_MONTH))
     conn.execute(text(_SCOPE2_TRAINING))
+    rollup_ranges.insert_training(conn, days)
     conn.execute(text("DROP TABLE IF EXISTS cl_rollup_runs"))
 
 

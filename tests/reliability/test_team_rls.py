@@ -38,7 +38,7 @@ pytestmark = [
 # tables and views the app and analysts read that carry a team column
 TEAM_TABLES = (
     "runs", "experiments", "inference_windows", "rollup_team_month", "rollup_model_month",
-    "rollup_inference_daily", "rollup_scope2_month",
+    "rollup_inference_daily", "rollup_scope2_month", "rollup_ranges",
 )  # fmt: skip
 TEAM_VIEWS = ("run_co2e", "inference_co2e", "v_run_emissions", "v_inference_daily", "v_scope2",
               "v_team_monthly")  # fmt: skip

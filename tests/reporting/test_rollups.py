@@ -143,7 +143,7 @@ def _rollup_rows(engine: Engine) -> dict[str, list[tuple]]:
 
 def _without_ids(rows: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
     out = dict(rows)
-    for table in ("rollup_scope2_day", "rollup_scope2_month"):  # a surrogate id, renumbered
+    for table in ("rollup_scope2_day", "rollup_scope2_month", "rollup_ranges"):  # renumbered ids
         out[table] = sorted((r[1:] for r in rows[table]), key=lambda r: [str(v) for v in r])
     return out
 
