@@ -7,7 +7,10 @@ MLflow's own tables (SQLite file on tmpfs; PostgreSQL database created by MLflow
    MLflow -> PostgreSQL ledger), ``--reps`` interleaved rounds of (a) MLflow's own
    ``search_runs`` listing every run (pages of 10,000, every lifecycle stage, as the client
    path reads) and (b) a full load by the direct SQL path into a fresh ledger; medians and
-   their ratio. One client-path full load for reference (``--client-load``).
+   their ratio. One client-path full load for reference (``--client-load``). With
+   ``--before DIR`` (an earlier tree from ``git archive``) each round also loads with that
+   tree, both loads in fresh processes, alternating which goes first; ``--loads-only``
+   stops there.
 2. **No-change pass**: in-process and as a ``carbonledger etl`` CLI process (wall, imports
    included), direct path and client path, medians.
 3. **PostgreSQL write path**: the same transformed rows through the ledger's ``Loader`` (stage +
@@ -145,13 +148,29 @@ def cli(args: list[str], read: str = "store") -> tuple[float, int]:
     return float(wall), int(rss)
 
 
+def child_load(tree: str | None, uri: str, ledger: str, pg: str | None) -> tuple[float, int]:
+    """``full_load`` in a fresh process, carbonledger imported from ``tree`` (None: this one)."""
+    env = {**os.environ, "PYTHONPATH": tree or str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, __file__, "--child-load", uri, ledger, pg or ""]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"full load with {tree or 'this tree'} failed: {out.stderr[-2000:]}")
+    seconds, loaded = out.stdout.split()[-2:]
+    return float(seconds), int(loaded)
+
+
 def compare(name: str, uri: str, ledger: str, pg: str | None, args: Any) -> dict[str, Any]:
-    """Section 1 and 2 for one store."""
-    listings, loads = [], []
-    for _ in range(args.reps):
+    """Section 1 and 2 for one store (with ``--before``: both trees' loads, alternating)."""
+    listings, loads, before = [], [], []
+    for rep in range(args.reps):
         listings.append(mlflow_listing(uri)[0])
-        seconds, loaded = full_load(uri, ledger, pg, "store")
-        loads.append(seconds)
+        if args.before is None:
+            seconds, loaded = full_load(uri, ledger, pg, "store")
+            loads.append(seconds)
+            continue
+        for tree in (None, str(args.before)) if rep % 2 else (str(args.before), None):
+            seconds, loaded = child_load(tree, uri, ledger, pg)
+            (loads if tree is None else before).append(seconds)
     out: dict[str, Any] = {
         "runs": loaded,
         "mlflow_search_runs_s": statistics.median(listings),
@@ -160,6 +179,18 @@ def compare(name: str, uri: str, ledger: str, pg: str | None, args: Any) -> dict
         "loads_s": loads,
     }
     out["ratio"] = out["mlflow_search_runs_s"] / out["direct_full_load_s"]
+    if before:
+        out["before_loads_s"] = before
+        out["before_full_load_s"] = statistics.median(before)
+        out["before_ratio"] = out["mlflow_search_runs_s"] / out["before_full_load_s"]
+        print(
+            f"{name}: before {out['before_full_load_s']:.2f} s "
+            f"({out['before_ratio']:.1f}x), after {out['direct_full_load_s']:.2f} s",
+            flush=True,
+        )
+    if args.loads_only:
+        print(f"{name}: {json.dumps(out)}", flush=True)
+        return out
     if args.client_load:
         out["client_full_load_s"] = full_load(uri, ledger, pg, "client")[0]
     engine, url = fresh_ledger(ledger)
@@ -354,7 +385,19 @@ def main() -> None:
         help="only the hourly-matching cost: SQLite store -> SQLite ledger, with vs without",
     )
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
+    parser.add_argument(
+        "--before", type=Path, help="tree of an earlier carbonledger (git archive): its loads too"
+    )
+    parser.add_argument(
+        "--loads-only", action="store_true", help="section 1 only (no no-change passes)"
+    )
+    parser.add_argument("--child-load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_load:  # one full load in this process (``child_load``)
+        uri, ledger, pg = args.child_load
+        seconds, loaded = full_load(uri, ledger, pg or None, "store")
+        print(seconds, loaded)
+        return
 
     results: dict[str, Any] = {"argv": sys.argv[1:]}
     if args.hourly_only:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from carbonledger import contract as c
@@ -158,22 +159,44 @@ def reservation_from_hardware(
     )
 
 
+HARDWARE_TAGS = (
+    c.TAG_INSTANCE_TYPE,
+    c.TAG_CLOUD_PROVIDER,
+    c.TAG_HOST_MODEL,
+    c.TAG_GPU_MODEL,
+    c.TAG_GPU_COUNT,
+    c.TAG_GPU_COUNT_HOST,
+    c.TAG_CPU_COUNT,
+    c.TAG_CPU_COUNT_USED,
+    c.TAG_RAM_GB,
+)
+"""The tags :func:`hardware_from_tags` reads, in the order of its result's keys."""
+_HARDWARE_PARSE = (_text, _text, _text, _text, _count, _count, _count, _count, _gb)
+_HARDWARE_KEYS = (
+    *("instance_type", "cloud_provider", "host_model", "gpu_model", "gpu_count"),
+    *("gpu_count_host", "cpu_count", "cpu_count_used", "ram_gb"),
+)
+
+
 def hardware_from_tags(tags: Mapping[str, str]) -> dict[str, Any]:
     """The hardware a run's tags record, parsed (``reservation_from_hardware``'s arguments).
 
-    What the ledger keeps in ``run_embodied``.
+    What the ledger keeps in ``run_embodied``. Parsed once per distinct set of values (a
+    store repeats its hardware); each call returns its own dict.
     """
-    return {
-        "instance_type": _text(tags.get(c.TAG_INSTANCE_TYPE)),
-        "cloud_provider": _text(tags.get(c.TAG_CLOUD_PROVIDER)),
-        "host_model": _text(tags.get(c.TAG_HOST_MODEL)),
-        "gpu_model": _text(tags.get(c.TAG_GPU_MODEL)),
-        "gpu_count": _count(tags.get(c.TAG_GPU_COUNT)),
-        "gpu_count_host": _count(tags.get(c.TAG_GPU_COUNT_HOST)),
-        "cpu_count": _count(tags.get(c.TAG_CPU_COUNT)),
-        "cpu_count_used": _count(tags.get(c.TAG_CPU_COUNT_USED)),
-        "ram_gb": _gb(tags.get(c.TAG_RAM_GB)),
-    }
+    values = tuple(map(tags.get, HARDWARE_TAGS))
+    try:
+        return dict(_parsed_hardware(values))
+    except TypeError:  # a value that cannot be a cache key (not a tag MLflow writes)
+        return dict(_parsed_hardware.__wrapped__(values))
+
+
+@lru_cache(maxsize=4096)
+def _parsed_hardware(values: tuple[Any, ...]) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (key, parse(value))
+        for key, parse, value in zip(_HARDWARE_KEYS, _HARDWARE_PARSE, values, strict=True)
+    )
 
 
 def reservation_from_tags(tags: Mapping[str, str]) -> Reservation | Unavailable:

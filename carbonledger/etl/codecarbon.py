@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from carbonledger.contract import COMPONENTS, average_power_w
 from carbonledger.errors import UnknownLocationError
+from carbonledger.etl.content_hash import content_hash
 from carbonledger.etl.load import Loader
 from carbonledger.etl.teams import TeamRules
 from carbonledger.etl.transform import (
@@ -29,7 +30,6 @@ from carbonledger.etl.transform import (
     _Reject,
     check_row,
     check_values,
-    content_hash,
     json_safe,
     read_csv_rows,
     set_totals,

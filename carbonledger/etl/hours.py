@@ -36,17 +36,68 @@ HOUR_COLUMNS = [
 ]
 
 
+Histories = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Flushes of several records: ``(record index, epoch seconds, cumulative kWh)`` arrays, each
+record's points side by side in their logged order."""
+
+WIDE_HISTORY = 64
+"""Histories up to this many points are accumulated as rows of one padded 2-D array."""
+
+
+def flat_histories(history: Mapping[int, tuple[np.ndarray, np.ndarray]] | None) -> Histories:
+    """``record index -> (epoch seconds, cumulative kWh)`` as :data:`Histories`."""
+    items = list((history or {}).items())
+    if not items:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    return (
+        np.concatenate([np.full(len(t), i, dtype=np.int64) for i, (t, _) in items]),
+        np.concatenate([np.asarray(t, dtype=np.float64) for _, (t, _) in items]),
+        np.concatenate([np.asarray(v, dtype=np.float64) for _, (_, v) in items]),
+    )
+
+
+def _running_max(idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.maximum.accumulate`` of each record's values (NaN carries on, as it does there).
+
+    Returns the accumulated values and, per point, the last accumulated value of its record.
+    Records of up to ``WIDE_HISTORY`` points go through one padded 2-D array (the padding
+    after a record's points cannot change them); longer ones one by one.
+    """
+    out = np.empty_like(values)
+    last = np.empty_like(values)
+    if not len(values):
+        return out, last
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    lengths = np.diff(np.r_[starts, len(values)])
+    wide = lengths <= WIDE_HISTORY
+    if wide.any():
+        rows, width = np.flatnonzero(wide), int(lengths[wide].max())
+        sizes = lengths[rows]
+        row_of = np.repeat(np.arange(len(rows)), sizes)
+        col = np.arange(len(row_of)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        at = np.repeat(starts[rows], sizes) + col
+        grid = np.full((len(rows), width), -np.inf)
+        grid[row_of, col] = values[at]
+        grid = np.maximum.accumulate(grid, axis=1)
+        out[at] = grid[row_of, col]
+        last[at] = grid[row_of, np.repeat(sizes - 1, sizes)]
+    for start, length in zip(starts[~wide], lengths[~wide], strict=True):
+        part = np.maximum.accumulate(values[start : start + length])
+        out[start : start + length] = part
+        last[start : start + length] = part[-1]
+    return out, last
+
+
 def spread(
-    start_s: np.ndarray,
-    end_s: np.ndarray,
-    history: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    start_s: np.ndarray, end_s: np.ndarray, history: Histories | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Share of each record's energy in each UTC hour.
 
     Args:
         start_s: epoch seconds of each record's start.
         end_s: epoch seconds of each record's end (``>= start_s``).
-        history: record index -> (epoch seconds, cumulative kWh) of its flushes.
+        history: the records' flushes (:data:`Histories`; :func:`flat_histories` makes them
+            from a mapping).
 
     Returns:
         ``(record index, utc_hour, share)`` arrays; the shares of a record sum to 1.
@@ -57,17 +108,16 @@ def spread(
     span = end - start
     # Knots of every record's cumulative curve: (index, time from start, share so far).
     k_idx, k_t, k_v = [np.arange(n), np.arange(n)], [np.zeros(n), span], [np.zeros(n), np.ones(n)]
-    with_history = np.zeros(n, dtype=bool)
-    for i, (times, cum) in (history or {}).items():
-        times = np.asarray(times, dtype=np.float64)
-        cum = np.maximum.accumulate(np.asarray(cum, dtype=np.float64))
-        if not len(cum) or cum[-1] <= 0 or span[i] <= 0:
-            continue
-        with_history[i] = True
-        rel = np.clip(times - start[i], 0.0, span[i])
-        k_idx.append(np.full(len(rel), i))
-        k_t.append(rel)
-        k_v.append(cum / cum[-1])
+    h_idx, h_t, h_v = history if history is not None else flat_histories(None)
+    if len(h_idx):
+        h_idx = np.asarray(h_idx, dtype=np.int64)
+        cum, last = _running_max(h_idx, np.asarray(h_v, dtype=np.float64))
+        keep = ~(last <= 0) & (span[h_idx] > 0)  # a record without energy or time: even
+        h_idx, cum, last = h_idx[keep], cum[keep], last[keep]
+        t = np.asarray(h_t, dtype=np.float64)[keep]
+        k_idx.append(h_idx)
+        k_t.append(np.clip(t - start[h_idx], 0.0, span[h_idx]))
+        k_v.append(cum / last)
     idx, t, v = np.concatenate(k_idx), np.concatenate(k_t), np.concatenate(k_v)
     # A record with a history ends at its last flush's share (1.0): its straight-line knot
     # (span, 1) still holds; its start knot (0, 0) too. Drop nothing, sort by (record, time).
@@ -89,9 +139,7 @@ def spread(
     return rec, hour, np.clip(share, 0.0, None)
 
 
-def hour_rows(
-    kind: str, frame: pd.DataFrame, history: Mapping[int, tuple[np.ndarray, np.ndarray]]
-) -> pd.DataFrame:
+def hour_rows(kind: str, frame: pd.DataFrame, history: Histories | None) -> pd.DataFrame:
     """``activity_energy_hours`` rows of ``frame`` (record_pk, start_s, end_s, zone, energy)."""
     rec, hour, share = spread(frame["start_s"].to_numpy(), frame["end_s"].to_numpy(), history)
     energy = frame["energy_kwh"].to_numpy(dtype=np.float64)[rec]
@@ -133,11 +181,13 @@ def _records(conn: Connection, sql: str, params: dict[str, Any]) -> pd.DataFrame
     return frame
 
 
-def write_hours(conn: Connection, kind: str, frame: pd.DataFrame, history: Any = None) -> int:
+def write_hours(
+    conn: Connection, kind: str, frame: pd.DataFrame, history: Histories | None = None
+) -> int:
     """Replace the hours of ``frame``'s records with freshly spread ones."""
     if frame.empty:
         return 0
-    pks = [int(p) for p in frame["record_pk"]]
+    pks = frame["record_pk"].to_numpy(dtype=np.int64).tolist()
     for i in range(0, len(pks), 500):
         conn.execute(
             text(
@@ -145,11 +195,19 @@ def write_hours(conn: Connection, kind: str, frame: pd.DataFrame, history: Any =
             ).bindparams(bindparam("pks", expanding=True)),
             {"k": kind, "pks": pks[i : i + 500]},
         )
-    rows = hour_rows(kind, frame.reset_index(drop=True), history or {})
-    values = [
-        (k, int(p), int(h), z, int(c), float(e), float(f))
-        for k, p, h, z, c, e, f in rows.itertuples(index=False, name=None)
-    ]
+    rows = hour_rows(kind, frame.reset_index(drop=True), history)
+    values = list(  # columns to Python values at C speed (tolist: int and float, exactly)
+        zip(
+            [kind] * len(rows),
+            rows["record_pk"].to_numpy(dtype=np.int64).tolist(),
+            rows["utc_hour"].to_numpy(dtype=np.int64).tolist(),
+            rows["zone"].tolist(),
+            rows["profile_cell"].to_numpy(dtype=np.int64).tolist(),
+            rows["energy_kwh"].to_numpy(dtype=np.float64).tolist(),
+            rows["facility_energy_kwh"].to_numpy(dtype=np.float64).tolist(),
+            strict=True,
+        )
+    )
     if values:
         hours = rows["utc_hour"]
         first, last = (
@@ -189,20 +247,25 @@ _WINDOWS = (
 )
 
 
-def run_histories(
-    frame: pd.DataFrame, histories: Iterable[tuple[str, dict[str, list[Any]]]]
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Record index -> (epoch s, cumulative kWh) from MLflow metric histories."""
-    index = {run_id: i for i, run_id in enumerate(frame["run_id"])}
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for run_id, history in histories:
-        points = history.get(contract.M_ENERGY_KWH) or []
-        if len(points) < 2 or run_id not in index:
-            continue  # one point says nothing about the shape: spread evenly
-        times = np.array([p.timestamp for p in points], dtype=np.float64) / contract.MS_PER_S
-        values = np.array([p.value for p in points], dtype=np.float64)
-        out[index[run_id]] = (times, values)
-    return out
+def run_histories(frame: pd.DataFrame, points: Sequence[tuple[str, int, float]]) -> Histories:
+    """:data:`Histories` of ``frame``'s runs from their ``carbon/energy_kwh`` points.
+
+    ``points``: ``(run_id, timestamp_ms, value)``, each run's side by side in MLflow's order
+    (``Source.metric_points``). A run with fewer than two points is left out: one point says
+    nothing about the shape, its energy is spread evenly.
+    """
+    index = {run_id: i for i, run_id in enumerate(frame["run_id"].tolist())}
+    at = [index.get(p[0], -1) for p in points]
+    idx = np.asarray(at, dtype=np.int64)
+    times = np.asarray([p[1] for p in points], dtype=np.float64) / contract.MS_PER_S
+    values = np.asarray([p[2] for p in points], dtype=np.float64)
+    if not len(idx):
+        return idx, times, values
+    starts = np.r_[True, idx[1:] != idx[:-1]]
+    run_of = np.cumsum(starts) - 1
+    counts = np.bincount(run_of)
+    keep = (idx >= 0) & (counts[run_of] >= 2)
+    return idx[keep], times[keep], values[keep]
 
 
 def write_run_hours(
@@ -227,10 +290,10 @@ def write_run_hours(
         runs = _records(conn, _RUNS, {"after": after, "n": RUN_CHUNK})
         if runs.empty:
             break
-        history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        history = None
         if use_history:
-            keys: Sequence[str] = (contract.M_ENERGY_KWH,)
-            history = run_histories(runs, source.metric_histories(list(runs["run_id"]), keys))
+            points = source.metric_points(runs["run_id"].tolist(), contract.M_ENERGY_KWH)
+            history = run_histories(runs, points)
         written += write_hours(conn, "run", runs, history)
         if len(runs) < RUN_CHUNK:
             break

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Column, Connection, CursorResult, MetaData, Table, bindparam, text, update
@@ -432,12 +433,10 @@ def insert_rows(
         for i, name in enumerate(order)
         if (proc := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
     ]
-    params = []
-    for row in rows:
-        values = list(map(row.get, order))
-        for i, proc in procs:
-            values[i] = proc(values[i])
-        params.append(values)
+    columns_of = [list(map(dict.get, rows, repeat(name))) for name in order]  # by column
+    for i, proc in procs:
+        columns_of[i] = list(map(proc, columns_of[i]))
+    params = list(zip(*columns_of, strict=True))
     raw = conn.connection.driver_connection
     assert raw is not None
     cursor = raw.cursor()

@@ -17,10 +17,16 @@ def store_run_metrics(conn: Connection, source_id: int, runs: list[Any]) -> int:
     """Upsert the latest non-carbon metrics of MLflow runs (one page of changed runs)."""
     rows = []
     for run in runs:
+        keys = [
+            key
+            for key in run.data.metrics
+            if not key.startswith(contract.METRIC_PREFIX) and len(key) <= 250
+        ]
+        if not keys:  # only the plugin's metrics: no point objects to make
+            continue
         objs = {m.key: m for m in getattr(run.data, "_metric_objs", [])}
-        for key, value in run.data.metrics.items():
-            if key.startswith(contract.METRIC_PREFIX) or len(key) > 250:
-                continue
+        for key in keys:
+            value = run.data.metrics[key]
             obj = objs.get(key)
             rows.append(
                 {

@@ -62,6 +62,13 @@ class Source(Protocol):
         """``(run_id, {key: every logged point, in MLflow's order})`` for each run."""
         ...
 
+    def metric_points(self, run_ids: Sequence[str], key: str) -> list[tuple[str, int, float]]:
+        """Every logged point of one key: ``(run_id, timestamp_ms, value)``.
+
+        Each run's points side by side, in MLflow's order (``metric_histories``' order).
+        """
+        ...
+
     def registered_models(self, *, updated_since_ms: int | None) -> list[RegisteredModelInfo]:
         """Registered models updated at or after ``updated_since_ms``, with their versions."""
         ...
@@ -111,6 +118,10 @@ class ClientSource:
         for run_id in run_ids:
             yield run_id, {key: self.client.get_metric_history(run_id, key) for key in keys}
 
+    def metric_points(self, run_ids: Sequence[str], key: str) -> list[tuple[str, int, float]]:
+        """``metric_histories`` of one key as ``(run_id, timestamp_ms, value)`` points."""
+        return points_of(self.metric_histories(run_ids, [key]), key)
+
     def registered_models(self, *, updated_since_ms: int | None) -> list[RegisteredModelInfo]:
         """``extract.registered_models``."""
         return extract.registered_models(self.client, self.uri, updated_since_ms=updated_since_ms)
@@ -121,6 +132,13 @@ class ClientSource:
 
     def close(self) -> None:
         """Nothing to release (MLflow's client keeps no transaction)."""
+
+
+def points_of(
+    histories: Iterable[tuple[str, dict[str, list[Any]]]], key: str
+) -> list[tuple[str, int, float]]:
+    """``Source.metric_points`` from ``metric_histories``' answer."""
+    return [(run_id, p.timestamp, p.value) for run_id, h in histories for p in h.get(key, [])]
 
 
 GC_THRESHOLD = (100_000, 50, 1000)

@@ -49,6 +49,7 @@ from carbonledger.errors import EtlError, first_line
 from carbonledger.etl.extract import ModelVersionInfo, RegisteredModelInfo
 from carbonledger.etl.store_schema import (
     _METRIC_ROWS,
+    _NAN,
     _RUN_ROW,
     _TAG_ROWS,
     ALEMBIC,
@@ -408,6 +409,18 @@ class StoreReader:
                 for row in rows:
                     history[row[1]].append(_metric(row))
                 yield run_id, history
+
+    def metric_points(self, run_ids: Sequence[str], key: str) -> list[tuple[str, int, float]]:
+        """``metric_histories`` of one key as ``(run_id, timestamp_ms, value)``, in one read.
+
+        The rows as read, sorted by run and then as MLflow orders a history (timestamp,
+        step, stored value); no point objects.
+        """
+        m = METRICS.c
+        stmt = select(m.run_uuid, m.timestamp, m.step, m.value, m.is_nan).where(m.key == key)
+        rows = self._by_ids(stmt, list(run_ids))
+        rows.sort(key=itemgetter(0, 1, 2, 3))
+        return [(row[0], row[1], _NAN if row[4] else row[3]) for row in rows]
 
     # -- registry ------------------------------------------------------------------------------
     def registered_models(self, *, updated_since_ms: int | None) -> list[RegisteredModelInfo]:

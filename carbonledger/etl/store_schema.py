@@ -144,11 +144,19 @@ class RunInfo:
 
 @dataclass(slots=True)
 class RunData:
-    """Latest metrics (by key) and tags; ``_metric_objs`` keeps each metric's step/timestamp."""
+    """Latest metrics (by key) and tags; ``_metric_objs`` gives each metric's step/timestamp.
+
+    ``metric_rows`` are the ``latest_metrics`` rows as read; their :class:`Metric` objects
+    are made when asked for (most runs are only read for their values).
+    """
 
     metrics: dict[str, float]
     tags: dict[str, str | None]
-    _metric_objs: list[Metric]
+    metric_rows: list[Any]
+
+    @property
+    def _metric_objs(self) -> list[Metric]:
+        return [_metric(row) for row in self.metric_rows]
 
 
 @dataclass(slots=True)
@@ -227,21 +235,22 @@ def _group_tags(rows: Iterable[Any]) -> dict[str, dict[str, str | None]]:
     return out
 
 
-def _group_metrics(rows: Iterable[Any]) -> dict[str, list[Metric]]:
-    out: dict[str, list[Metric]] = defaultdict(list)
-    for row in rows:  # inlined _metric: this loop runs once per metric of every run
-        out[row[0]].append(Metric(row) if not row[5] else Metric((row[0], row[1], _NAN, *row[3:])))
+def _group_metrics(rows: Iterable[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:  # the rows as read: this loop runs once per metric of every run
+        out[row[0]].append(row)
     return out
 
 
-def _run(row: Any, tags: dict[str, str | None] | None, metrics: list[Metric] | None) -> Run:
+def _run(row: Any, tags: dict[str, str | None] | None, metrics: list[Any] | None) -> Run:
     run_uuid, name, exp_id, user, status, start, end, stage, artifact_uri = row
     tags = tags if tags is not None else {}
     metrics = metrics if metrics is not None else []
     if not name:  # MLflow <= 1.29 kept the name only in a tag; MLflow falls back to it
         name = tags.get(RUN_NAME_TAG) or name
     info = RunInfo(run_uuid, str(exp_id), name, user, status, start, end, stage, artifact_uri)
-    return Run(info, RunData({m[1]: m[2] for m in metrics}, tags, metrics))
+    values = {m[1]: m[2] if not m[5] else _NAN for m in metrics}  # is_nan: MLflow's NaN
+    return Run(info, RunData(values, tags, metrics))
 
 
 # -- schema revisions ------------------------------------------------------------------------

@@ -9,18 +9,22 @@ unknown zones send the run to quarantine with the reason and its raw payload.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter, le
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import String
 
 from carbonledger import contract as c
 from carbonledger.embodied.reservation import hardware_from_tags
 from carbonledger.errors import EtlError, UnknownLocationError
+from carbonledger.etl.content_hash import content_hash
 from carbonledger.etl.teams import TeamRules, fallback_model_name, own_model_name, own_team_of
 from carbonledger.intensity.place import zone_of_tags
 from carbonledger.ledger.models import Run, RunEnergy
@@ -125,13 +129,10 @@ class _Reject(Exception):
 
 def check_values(values: Mapping[str, float]) -> None:
     """Refuse non-finite, negative and physically impossible figures (raises ``_Reject``)."""
-    for name, value in values.items():
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            raise _Reject("non-finite", f"{name} is {value!r}: expected a finite number")
-        if value < 0:
-            raise _Reject("negative", f"{name} is {value}: energy and power cannot be negative")
-        if name.endswith("_kwh") and value > MAX_ENERGY_KWH:
-            raise _Reject("impossible", f"{name} is {value:g} kWh: above 10 MW for a year")
+    for name, value in values.items():  # the common case: finite floats within bounds
+        if value.__class__ is not float or not 0.0 <= value <= _value_limit(name):
+            _check_each(values)  # says which value is wrong, and how
+            break
     for name in c.POWER_METRICS:
         if values.get(name, 0.0) > MAX_POWER_W:
             raise _Reject("impossible", f"{name} is {values[name]:g} W: above 10 MW")
@@ -148,6 +149,23 @@ def check_values(values: Mapping[str, float]) -> None:
             "impossible",
             f"{c.M_ENERGY_KWH} {energy:g} over {duration:g} s is above 10 MW average power",
         )
+
+
+@lru_cache(maxsize=1024)
+def _value_limit(name: str) -> float:
+    """The largest value ``check_values`` lets through unexamined (NaN and inf never pass)."""
+    return MAX_ENERGY_KWH if name.endswith("_kwh") else sys.float_info.max
+
+
+def _check_each(values: Mapping[str, float]) -> None:
+    """Raise ``_Reject`` for the first value that is not a finite, possible figure."""
+    for name, value in values.items():
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise _Reject("non-finite", f"{name} is {value!r}: expected a finite number")
+        if value < 0:
+            raise _Reject("negative", f"{name} is {value}: energy and power cannot be negative")
+        if name.endswith("_kwh") and value > MAX_ENERGY_KWH:
+            raise _Reject("impossible", f"{name} is {value:g} kWh: above 10 MW for a year")
 
 
 def _int(value: str | None) -> int | None:
@@ -175,6 +193,28 @@ def _text_limits() -> tuple[dict[str, int | None], int | None]:
     return runs, getattr(RunEnergy.__table__.c["method"].type, "length", None)
 
 
+@lru_cache(maxsize=64)
+def _text_layout(order: tuple[str, ...]) -> tuple[Any, tuple[float, ...], Any]:
+    """For a row with keys in ``order``: getters of its text and other ``runs`` columns.
+
+    ``(text getter, their length limits, getter of the other columns)``: a text column is a
+    ``String`` column of ``runs``; the others only ever hold a text by mistake.
+    """
+    limits, _ = _text_limits()
+    text_types = {c.name for c in Run.__table__.columns if isinstance(c.type, String)}
+    texts = [n for n in order if n in limits and n in text_types]
+    others = [n for n in order if n in limits and n not in text_types]
+    bounds = tuple(math.inf if limits[n] is None else float(limits[n] or 0) for n in texts)
+    return _getter(texts), bounds, _getter(others)
+
+
+def _getter(names: list[str]) -> Any:
+    """``itemgetter`` of ``names`` that always returns a tuple."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    return lambda row: tuple(row[n] for n in names)
+
+
 def _check_text(name: str, value: str, length: int | None) -> None:
     if "\x00" in value:
         raise _Reject("invalid-field", f"{name} contains a NUL character: remove it")
@@ -184,7 +224,22 @@ def _check_text(name: str, value: str, length: int | None) -> None:
 
 def check_row(row: Mapping[str, Any], energy: list[dict[str, Any]]) -> None:
     """Refuse text the ledger cannot store (NUL, longer than its column; raises ``_Reject``)."""
-    limits, method_limit = _text_limits()  # looked up once: this runs for every run
+    texts, bounds, others = _text_layout(tuple(row))
+    values = [v or "" for v in texts(row)]
+    _, method_limit = _text_limits()
+    methods = [e["method"] for e in energy if isinstance(e["method"], str)]
+    try:  # the common case in a few C loops; a problem is then said in the row's order
+        joined = "".join(values) + "".join(methods)
+    except TypeError:  # a value that is no text where text belongs
+        joined = "\x00"
+    if (
+        "\x00" not in joined
+        and all(map(le, map(len, values), bounds))
+        and all(len(m) <= (method_limit or math.inf) for m in methods)
+        and not any(isinstance(v, str) for v in others(row))
+    ):
+        return
+    limits, _ = _text_limits()
     for name, value in row.items():
         if isinstance(value, str) and name in limits:
             _check_text(name, value, limits[name])
@@ -199,12 +254,6 @@ def _float(value: str | None) -> float | None:
     except ValueError:
         return None
     return out if out is not None and math.isfinite(out) else None
-
-
-def content_hash(row: Mapping[str, Any], energy: list[dict[str, Any]]) -> str:
-    """A digest of everything loaded for a run, so unchanged runs are skipped."""
-    text = repr(sorted(row.items())) + repr(energy)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def transform_run(
@@ -338,7 +387,7 @@ def _metered(
     if pue is None:
         raise _Reject("missing-field", f"{c.M_PUE} and {c.M_FACILITY_ENERGY_KWH} are both missing")
     try:
-        zone = zone_of_tags(tags)
+        zone = _zone(tags.get(c.TAG_GRID_ZONE), tags.get(c.TAG_COUNTRY))
     except UnknownLocationError as exc:
         raise _Reject("unknown-zone", str(exc)) from None
     row.update(
@@ -349,6 +398,13 @@ def _metered(
         grid_zone=zone,
     )
     return energy
+
+
+@lru_cache(maxsize=4096)
+def _zone(grid_zone: str | None, country: str | None) -> str | None:
+    """``zone_of_tags`` of the two tags it reads, once per distinct pair (errors are not kept)."""
+    tags = {c.TAG_GRID_ZONE: grid_zone or "", c.TAG_COUNTRY: country or ""}  # "": unset
+    return zone_of_tags(tags)
 
 
 def _covered_by_parent(tags: Mapping[str, str]) -> bool:

@@ -260,6 +260,12 @@ class _Histories:
         with open_source(self.uri) as source:
             return list(source.metric_histories(run_ids, keys))
 
+    def metric_points(self, run_ids: list[str], key: str) -> Any:
+        from carbonledger.etl.sources import open_source
+
+        with open_source(self.uri) as source:
+            return source.metric_points(run_ids, key)
+
 
 @pytest.mark.parametrize(
     ("start", "end", "hours"),
