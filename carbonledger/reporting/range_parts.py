@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from carbonledger import contract as c
 from carbonledger.reporting.rollup_sql import day_sql
@@ -36,6 +35,9 @@ from carbonledger.uncertainty import (
     intensity_uncertainty,
     to_range,
 )
+
+if TYPE_CHECKING:  # pandas is imported where frames are read: the ETL's refresh needs none
+    import pandas as pd
 
 PARTS = ("run_co2e", "run_sigma", "window_co2e", "run_embodied", "window_embodied")
 """The parts of a total, in the order :func:`assemble` takes them."""
@@ -205,15 +207,21 @@ def window_embodied_sql(dialect: str, *, where: str, grain: Sequence[str]) -> st
 
 
 def _none(df: pd.DataFrame, column: str) -> list[str | None]:
+    import pandas as pd
+
     return [None if v is None or pd.isna(v) else str(v) for v in df[column]]
 
 
 def _numeric(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """``df`` with ``columns`` as floats (SQL NULL as NaN), whatever the driver returned."""
+    import pandas as pd
+
     return df.assign(**{col: pd.to_numeric(df[col], errors="coerce") for col in columns})
 
 
 def _float(value: float) -> float | None:
+    import pandas as pd
+
     return None if pd.isna(value) else float(value)
 
 
@@ -258,6 +266,8 @@ def assemble(
     window_embodied: pd.DataFrame,
 ) -> FootprintTotal:
     """The total from its parts (each the rows of its builder, summed over any grain)."""
+    import pandas as pd
+
     window_kg, contributions = window_contributions(window_co2e)
     run_co2e = _numeric(run_co2e, "records", "co2e_kg")
     run_sigma = _numeric(run_sigma, "sigma_kg")
