@@ -5,8 +5,9 @@ Modules: ``models`` (SQLAlchemy 2 tables with a constraint naming convention), `
 code), ``repositories`` (keyword-only read/write functions: sources, emission factors,
 lifecycle), ``embodied_models`` and ``embodied`` (versioned embodied factors, per-run
 reservations, uncertainty tables), ``rollup_models`` (reporting rollups and run metrics),
-``access`` (team roles for PostgreSQL row-level security). CO2e is recomputed by the
-``run_co2e`` view from the current factor versions.
+``access`` (team roles for PostgreSQL row-level security), ``co2e_sql`` (the SQL of
+``activity_co2e``, the one per-record CO2e computation: the view and the rollup refresh's read
+of a day of windows). CO2e is recomputed by the views from the current factor versions.
 """
 
 from carbonledger.ledger import access as _access  # noqa: F401 (team_roles of Base)

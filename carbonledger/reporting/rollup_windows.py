@@ -2,21 +2,31 @@
 
 A refresh recomputes the days of the windows loaded or re-loaded since the last one
 (:func:`dirty_days`): their rows of ``rollup_inference_daily`` and ``rollup_scope2_day`` are
-deleted and rebuilt from ``inference_co2e`` (CO2e, the one per-record computation) and
-``v_window_embodied`` (Scope 3) selected by ``window_start >= :start AND window_start < :end``,
-so PostgreSQL reads only those days' partitions through the ``window_start`` index. The views
-are read once: their rows are grouped into a temporary table at the finest grain both daily
-tables need, and each daily table is a sum of it. The inference rows of
+deleted and rebuilt from ``activity_co2e``'s rules (CO2e, the one per-record computation:
+:func:`carbonledger.ledger.co2e_sql.windows_sql`) and ``v_window_embodied`` (Scope 3)
+selected by ``window_start >= :start AND window_start < :end``, so PostgreSQL reads only those
+days' partitions through the ``window_start`` index; the days' hours are read as one set (a
+range of their key) rather than probed per window as the view does. The days' CO2e rows are
+computed once: grouped into a temporary table at the finest grain both daily tables need,
+and each daily table is a sum of it. A full rebuild reads ``inference_co2e`` itself.
+
+On PostgreSQL the refresh runs with JIT off and a larger ``work_mem``, set for its own
+statements only (:data:`PG_SETTINGS`): compiling the day's query took ~6 s of a ~24 s read,
+and at the default 4 MB the grouping sorted 720,000 rows on disk (132 MB) instead of hashing
+them into a few thousand groups. The inference rows of
 ``rollup_team_month`` and ``rollup_scope2_month`` of the touched months are then the daily
 rows summed by month: no per-window view is read for a month.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from carbonledger.ledger.co2e_sql import windows_sql
 from carbonledger.reporting.rollup_sql import (
     FACTOR_GROUP,
     SCOPE2_FIGURES,
@@ -28,8 +38,11 @@ from carbonledger.reporting.rollup_sql import (
 )
 
 WINDOWS_TEMP = "cl_rollup_windows"
+# Planner settings of a refresh on PostgreSQL (restored after it): see the module docstring.
+PG_SETTINGS = {"jit": "off", "work_mem": "128MB"}
 
-# inference_co2e grouped at the grain of both daily tables (version and factor grouping).
+# The windows' CO2e rows grouped at the grain of both daily tables (version and factor
+# grouping): from inference_co2e (a full rebuild) or the days' windows_sql.
 _GROUPED = """
 SELECT {day} AS day, COALESCE(model_name, '(unknown)') AS model_name,
        COALESCE(model_version, 0) AS model_version, COALESCE(team, 'unassigned') AS team,
@@ -47,7 +60,7 @@ SELECT {day} AS day, COALESCE(model_name, '(unknown)') AS model_name,
        SUM(co2e_location_yearly_kg) AS co2e_location_yearly_kg,
        MAX(location_intensity_g_per_kwh) AS location_intensity_g_per_kwh,
        MAX(market_intensity_g_per_kwh) AS market_intensity_g_per_kwh
-FROM inference_co2e WHERE {windows}
+FROM {source}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 """
 
@@ -131,8 +144,50 @@ def dirty_days(
 
 
 def grouped_sql(dialect: str, windows: str) -> str:
-    """The query that reads the windows selected by ``windows`` (a ``window_start`` filter)."""
-    return _GROUPED.format(day=day_sql(dialect, "window_start"), windows=windows)
+    """The query that reads ``inference_co2e``'s windows selected by ``windows``."""
+    source = f"inference_co2e WHERE {windows}"
+    return _GROUPED.format(day=day_sql(dialect, "window_start"), source=source)
+
+
+def days_grouped_sql(
+    conn: Connection, ranges: list[tuple[str, str]], params: dict[str, Any]
+) -> str:
+    """The query that reads the windows of the day ``ranges``, their hours as one set.
+
+    The hours are selected by a range of their key: the lowest to the highest id of the days'
+    windows (one query), so PostgreSQL reads them through the primary key of the partitions.
+    """
+    dialect = conn.dialect.name
+
+    def windows(alias: str) -> str:
+        return time_ranges_sql(dialect, f"{alias}.window_start", ranges, params, "w")
+
+    lowest, highest = conn.execute(
+        text(f"SELECT MIN(id), MAX(id) FROM inference_windows w WHERE {windows('w')}"),  # noqa: S608
+        params,
+    ).one()
+    params["pk_lo"], params["pk_hi"] = lowest or 0, highest or 0
+    sql = windows_sql(
+        dialect, windows=windows, record_pks="eh.record_pk >= :pk_lo AND eh.record_pk <= :pk_hi"
+    )
+    return _GROUPED.format(day=day_sql(dialect, "start_time"), source=f"({sql}) c")
+
+
+@contextmanager
+def _planner_settings(conn: Connection) -> Iterator[None]:
+    """:data:`PG_SETTINGS` for the statements inside, then the settings before (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    before = {
+        name: conn.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar_one()
+        for name in PG_SETTINGS
+    }
+    for name, value in PG_SETTINGS.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    yield  # (on an error the transaction rolls back, and the settings with it)
+    for name, value in before.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
 def refresh_windows(conn: Connection, days: list[str] | None) -> list[str]:
@@ -145,22 +200,23 @@ def refresh_windows(conn: Connection, days: list[str] | None) -> list[str]:
         return []
     dialect = conn.dialect.name
     params: dict[str, Any] = {}
-    if days is None:
-        windows, keys = "1 = 1", "1 = 1"
-    else:
-        ranges = day_ranges(days)
-        windows = time_ranges_sql(dialect, "window_start", ranges, params, "w")
-        keys = key_ranges_sql("day", ranges, params, "d")
-    conn.execute(text(f"DELETE FROM rollup_inference_daily WHERE {keys}"), params)
-    conn.execute(text(f"DELETE FROM rollup_scope2_day WHERE {keys}"), params)
-    day = day_sql(dialect, "window_start")
-    conn.execute(text(f"DROP TABLE IF EXISTS {WINDOWS_TEMP}"))
-    conn.execute(
-        text(f"CREATE TEMPORARY TABLE {WINDOWS_TEMP} AS {grouped_sql(dialect, windows)}"), params
-    )
-    conn.execute(text(_DAILY.format(temp=WINDOWS_TEMP, day=day, windows=windows)), params)
-    conn.execute(text(_SCOPE2_DAY.format(temp=WINDOWS_TEMP)), params)
-    conn.execute(text(f"DROP TABLE {WINDOWS_TEMP}"))
+    with _planner_settings(conn):
+        if days is None:
+            windows, keys = "1 = 1", "1 = 1"
+            grouped = grouped_sql(dialect, windows)
+        else:
+            ranges = day_ranges(days)
+            windows = time_ranges_sql(dialect, "window_start", ranges, params, "w")
+            keys = key_ranges_sql("day", ranges, params, "d")
+            grouped = days_grouped_sql(conn, ranges, params)
+        conn.execute(text(f"DELETE FROM rollup_inference_daily WHERE {keys}"), params)
+        conn.execute(text(f"DELETE FROM rollup_scope2_day WHERE {keys}"), params)
+        day = day_sql(dialect, "window_start")
+        conn.execute(text(f"DROP TABLE IF EXISTS {WINDOWS_TEMP}"))
+        conn.execute(text(f"CREATE TEMPORARY TABLE {WINDOWS_TEMP} AS {grouped}"), params)
+        conn.execute(text(_DAILY.format(temp=WINDOWS_TEMP, day=day, windows=windows)), params)
+        conn.execute(text(_SCOPE2_DAY.format(temp=WINDOWS_TEMP)), params)
+        conn.execute(text(f"DROP TABLE {WINDOWS_TEMP}"))
     months = None if days is None else sorted({d[:7] for d in days})
     rebuild_months(conn, months)
     return months or []

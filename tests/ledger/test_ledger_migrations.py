@@ -97,3 +97,30 @@ def test_head_read_from_the_scripts_is_alembics_head() -> None:
 
     scripts = ScriptDirectory(str(migrate.migrations_dir()))
     assert migrate.head_revision() == scripts.get_current_head()
+
+
+def _activity_co2e_definition(engine) -> str:  # noqa: ANN001
+    """The view's definition as the database holds it (PostgreSQL: as it parsed it)."""
+    import re
+
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            sql = "SELECT pg_get_viewdef('activity_co2e'::regclass)"
+        else:
+            sql = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'activity_co2e'"
+        definition = conn.execute(text(sql)).scalar_one()
+    return re.sub(r"\s+", " ", definition).replace("( ", "(").replace(" )", ")").strip()
+
+
+def test_activity_co2e_rendered_by_co2e_sql_is_the_view_it_replaces(ledger_url: str) -> None:
+    """a8b9c0d1e2f3 renders the view from carbonledger.ledger.co2e_sql: the same view."""
+    engine = create_ledger_engine(ledger_url)
+    migrate.upgrade(engine, "f6b7c8d9e0a1")
+    before = _activity_co2e_definition(engine)
+    migrate.upgrade(engine, "a8b9c0d1e2f3")
+    assert _activity_co2e_definition(engine) == before
+    migrate.downgrade(engine, "f6b7c8d9e0a1")
+    assert _activity_co2e_definition(engine) == before
+    engine.dispose()

@@ -435,24 +435,23 @@ def test_inference_rollups_equal_the_views(seeded: Engine) -> None:
 
 
 def test_the_window_query_reads_only_the_days_partition(seeded: Engine) -> None:
+    """The day's windows and their hours: only that month's partitions, hours by their key."""
     from carbonledger.ledger.partitions import ensure_partitions
-    from carbonledger.reporting.rollup_sql import day_ranges, time_ranges_sql
-    from carbonledger.reporting.rollup_windows import grouped_sql
+    from carbonledger.reporting.rollup_sql import day_ranges
+    from carbonledger.reporting.rollup_windows import days_grouped_sql
 
     if seeded.dialect.name != "postgresql":
         pytest.skip("SQLite has no partitions")
     with seeded.begin() as conn:  # the seed's windows went to the default partition
         ensure_partitions(conn, datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 31, tzinfo=UTC))
         conn.exec_driver_sql("ANALYZE inference_windows")
+        conn.exec_driver_sql("ANALYZE activity_energy_hours")
         params: dict = {}
-        where = time_ranges_sql(
-            "postgresql", "window_start", day_ranges(["2024-06-10"]), params, "w"
-        )
-        plan = "\n".join(
-            r[0] for r in conn.execute(text(f"EXPLAIN {grouped_sql('postgresql', where)}"), params)
-        )
+        sql = days_grouped_sql(conn, day_ranges(["2024-06-10"]), params)
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {sql}"), params))
     scanned = {name for name in plan.split() if name.startswith("inference_windows_")}
     assert scanned == {"inference_windows_p202406"}, plan
+    assert "LATERAL" not in plan and "activity_energy_hours_p202406" in plan, plan
 
 
 def test_etl_full_rebuilds_the_rollups(ledger: Engine, client, mlflow_uri: str) -> None:  # noqa: ANN001
