@@ -9,7 +9,7 @@ per window. So that the rules are written once, the view is now rendered by the 
 migration whose downgrade restores a copy of the text before it.
 
 Revision ID: a8b9c0d1e2f3
-Revises: f6b7c8d9e0a1
+Revises: a7e3c9d1b5f2
 Create Date: 2026-12-02 18:00:00.000000
 """
 
@@ -22,7 +22,7 @@ from alembic import context, op
 from carbonledger.ledger.co2e_sql import COLUMNS, view_sql
 
 revision: str = "a8b9c0d1e2f3"
-down_revision: str | None = "f6b7c8d9e0a1"
+down_revision: str | None = "a7e3c9d1b5f2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
