@@ -150,6 +150,7 @@ def post_webhook(url: str, body: dict[str, Any], *, timeout_s: float = WEBHOOK_T
             never contains the URL (it often carries a token).
     """
     import urllib.error  # here: urllib.request (http.client, ssl) is for the rare alert
+    import urllib.parse
     import urllib.request
 
     headers = {"Content-Type": "application/json", "User-Agent": "carbonledger"}

@@ -104,6 +104,7 @@ def fetch_live_intensity(
 
 def _request(base_url: str, zone: str, token: str, timeout_s: float) -> LiveReading:
     import urllib.error  # here: urllib.request (http.client) only when the live API is on
+    import urllib.parse
     import urllib.request
 
     scheme = urllib.parse.urlsplit(base_url).scheme

@@ -1,4 +1,4 @@
-"""Engines and sessions of the ledger (PostgreSQL in production, a SQLite file by default).
+"""Engines of the ledger (PostgreSQL in production, a SQLite file by default).
 
 SQLite connections run in WAL mode with foreign keys on and a busy timeout; a connection
 opened with ``execution_options(sqlite_begin="IMMEDIATE")`` takes SQLite's write lock when its
@@ -8,10 +8,8 @@ transaction begins, which is how two ETL processes exclude each other on SQLite.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -19,9 +17,6 @@ from sqlalchemy.exc import ArgumentError
 
 from carbonledger.errors import ConfigError
 from carbonledger.settings import get_settings
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 _USERINFO = re.compile(r"(//[^/:@]*):[^@/]*@")
@@ -94,24 +89,3 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory bound to ``engine`` (objects stay readable after commit).
-
-    The ledger itself uses Core only; the ORM is imported here, for callers that want one.
-    """
-    from sqlalchemy.orm import sessionmaker
-
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def ledger_session(url: str | None = None) -> Iterator[Session]:
-    """Open a session on the ledger, commit on success, roll back on error."""
-    engine = create_ledger_engine(url)
-    try:
-        with session_factory(engine).begin() as session:
-            yield session
-    finally:
-        engine.dispose()
